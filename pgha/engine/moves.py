@@ -1,0 +1,145 @@
+# Safety rule: the compound moves are ordered so that a failure part-way leaves the node safe.
+# Taking the primary role arms the watchdog before promoting and fences `/sync` before the promotion
+# (reference 2.3, 2.9, 2.12); demotion stops PostgreSQL first, releases the lock only after the stop
+# and disables the watchdog only after that, at the safepoint when no backend is left (bug zoo 13,
+# 14). The shell stops at the first failed action, so a failed `/sync` CAS postpones a promotion.
+"""Compound moves shared by several rules: promote, demote, and the leader's steady work."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pgha.engine.actions import (
+    Action,
+    AppendHistory,
+    ArmWatchdog,
+    Callback,
+    Demote,
+    DemoteMode,
+    DisableWatchdog,
+    KickWatchdog,
+    Promote,
+    ReleaseLock,
+    RunCallback,
+    WriteConfig,
+    WriteFailsafe,
+    WriteInitialize,
+    WriteStatus,
+)
+from pgha.engine.config import WatchdogMode
+from pgha.engine.context import Ctx
+from pgha.engine.decision import Decision, Reason
+from pgha.engine.roles import Role
+from pgha.engine.sync import demote_sync, plan_sync, pre_promote_sync
+from pgha.engine.values import HistoryEntry
+
+
+def watchdog_arm(ctx: Ctx) -> tuple[Action, ...] | None:
+    """Actions that (re)arm the watchdog; None when the watchdog is required but unusable."""
+    cfg = ctx.cfg
+    usable = ctx.obs.watchdog_available and cfg.watchdog_slack_s >= 0
+    if cfg.watchdog_mode is WatchdogMode.OFF or not usable:
+        return None if cfg.watchdog_mode is WatchdogMode.REQUIRED else ()
+    if ctx.state.watchdog_timeout_s == cfg.watchdog_timeout_s:
+        return ()
+    return (ArmWatchdog(timeout_s=cfg.watchdog_timeout_s),)
+
+
+def _armed_after(ctx: Ctx, arm: tuple[Action, ...]) -> float | None:
+    return ctx.cfg.watchdog_timeout_s if arm else ctx.state.watchdog_timeout_s
+
+
+def demote_actions(ctx: Ctx, mode: DemoteMode) -> tuple[Action, ...]:
+    """Stop, then release the lock (modes that do), clear ssn, then disable the watchdog."""
+    release: tuple[Action, ...] = ()
+    if mode.releases_lock and ctx.view.leader is not None and ctx.holder_is_me:
+        release = (ReleaseLock(version=ctx.view.leader.version),)
+    disable: tuple[Action, ...] = (DisableWatchdog(),) if ctx.state.watchdog_timeout_s else ()
+    callback = RunCallback(event=Callback.ON_ROLE_CHANGE, role=Role.REPLICA.value)
+    return (Demote(mode=mode), *release, *demote_sync(cfg=ctx.cfg, pg=ctx.pg), *disable, callback)
+
+
+def demote(ctx: Ctx, mode: DemoteMode, reason: Reason) -> Decision:
+    """End the cycle demoting with `mode`: the lock proof and the watchdog are gone after it."""
+    return ctx.end(
+        Role.DEMOTING,
+        demote_actions(ctx, mode),
+        reason,
+        lock_deadline_mono=None,
+        watchdog_timeout_s=None,
+        failsafe_active=False,
+    )
+
+
+def take_primary_role(ctx: Ctx, prefix: tuple[Action, ...] = ()) -> Decision:
+    """Holding the lock: arm the watchdog, fence `/sync`, promote (`enforce_primary_role`)."""
+    # A required watchdog that cannot arm was handled by `leader_watchdog_unusable` already.
+    arm = watchdog_arm(ctx) or ()
+    if ctx.pg.is_primary:
+        return leader_steady(ctx, Reason.LEADER, prefix)
+    callback = RunCallback(event=Callback.ON_ROLE_CHANGE, role=Role.PRIMARY.value)
+    actions = (
+        *prefix,
+        *arm,
+        *pre_promote_sync(me=ctx.me, cfg=ctx.cfg, cluster=ctx.view),
+        Promote(not_after_mono=ctx.lock_deadline),
+        callback,
+    )
+    return ctx.end(
+        Role.PROMOTING,
+        actions,
+        Reason.PROMOTE,
+        watchdog_timeout_s=_armed_after(ctx, arm),
+        failsafe_active=False,
+        quorum_hold_until_mono=ctx.now + ctx.cfg.loop_wait_s,
+    )
+
+
+def _bookkeeping(ctx: Ctx) -> tuple[Action, ...]:
+    # /status, /failsafe, /history, /initialize and /config as the leader keeps them.
+    view, pg = ctx.view, ctx.pg
+    out: list[Action] = [WriteStatus(optime_lsn=pg.wal_lsn)]
+    if ctx.cfg.failsafe_mode:
+        out.append(WriteFailsafe(members=tuple(sorted({m.name for m in view.members} | {ctx.me}))))
+    if pg.timeline is not None and pg.timeline > view.timeline:
+        entry = HistoryEntry(
+            timeline=pg.timeline - 1, switch_lsn=pg.timeline_start_lsn, new_leader=ctx.me
+        )
+        out.append(AppendHistory(entry=entry))
+    if pg.sysid and view.initialize != pg.sysid:
+        out.append(WriteInitialize(sysid=pg.sysid))
+    if view.config_version is None:
+        out.append(WriteConfig())
+    return tuple(out)
+
+
+def leader_steady(
+    ctx: Ctx, reason: Reason, extra: tuple[Action, ...] = (), wake_mono: float | None = None
+) -> Decision:
+    """The renewed leader with a primary: kick the watchdog, keep the keys and sync state."""
+    arm = watchdog_arm(ctx) or ()
+    plan = plan_sync(
+        me=ctx.me,
+        cfg=ctx.cfg,
+        cluster=ctx.view,
+        pg=ctx.pg,
+        now_mono=ctx.now,
+        sync_changed_mono=ctx.state.sync_changed_mono,
+        sync_flush_lsn=ctx.state.sync_flush_lsn,
+        quorum_hold_until_mono=ctx.state.quorum_hold_until_mono,
+    )
+    kick: tuple[Action, ...] = ()
+    if arm or ctx.state.watchdog_timeout_s is not None:
+        kick = (KickWatchdog(not_after_mono=ctx.lock_deadline),)
+    actions = (*arm, *kick, *_bookkeeping(ctx), *plan.actions, *extra)
+    decision = ctx.end(
+        Role.PRIMARY,
+        actions,
+        reason,
+        watchdog_timeout_s=_armed_after(ctx, arm),
+        sync_changed_mono=plan.sync_changed_mono,
+        sync_flush_lsn=plan.sync_flush_lsn,
+    )
+    if wake_mono is None or wake_mono >= decision.wake_at_mono:
+        return decision
+    return replace(decision, wake_at_mono=max(wake_mono, ctx.now))
