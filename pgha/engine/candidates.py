@@ -154,30 +154,26 @@ def _candidate_members(ctx: Ctx, exclude: str | None) -> list[Member]:
     return [m for m in members if allowed is None or m.name in allowed]
 
 
-def _qualifies(ctx: Ctx, peer: PeerStatus, min_lsn: int) -> bool:
-    if not peer.counts:
-        return False
-    if min_lsn and peer.wal_lsn < min_lsn:
-        return False
-    if not min_lsn and ctx.pg.wal_lsn - peer.wal_lsn > ctx.cfg.maximum_lag_on_failover_b:
+def _qualifies(ctx: Ctx, peer: PeerStatus) -> bool:
+    if not peer.counts or ctx.pg.wal_lsn - peer.wal_lsn > ctx.cfg.maximum_lag_on_failover_b:
         return False
     timeline = ctx.pg.timeline or ctx.view.timeline
     return not ctx.cfg.check_timeline or (peer.timeline or 0) >= timeline
 
 
-def failover_possible(
-    ctx: Ctx, peers: Iterable[PeerStatus], *, min_lsn: int = 0, exclude: str | None = None
-) -> bool:
+def failover_possible(ctx: Ctx, peers: Iterable[PeerStatus], *, exclude: str | None = None) -> bool:
     """Leader side: would at least one other member pass the candidate checks?
+
+    A graceful demotion releases the lock only after PostgreSQL stopped, so no minimum LSN is
+    needed here (bug zoo 14 is avoided by that order, not by this check).
 
     Args:
         ctx: the leader's step.
         peers: the members' answers fetched this cycle.
-        min_lsn: when non-zero, a candidate needs at least this much WAL.
         exclude: a member not to count (the named candidate, when it proved unhealthy).
     """
     names = {m.name for m in _candidate_members(ctx, exclude)}
-    healthy = {p.name for p in peers if p.name in names and _qualifies(ctx, p, min_lsn)}
+    healthy = {p.name for p in peers if p.name in names and _qualifies(ctx, p)}
     # Quorum mode needs quorum + 1 healthy voters, so one of them can gather its votes.
     needed = failover_votes_needed(cfg=ctx.cfg, cluster=ctx.view, manual_failover=_manual(ctx))
     return len(healthy) >= needed

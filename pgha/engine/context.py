@@ -85,7 +85,6 @@ class Ctx:
 
     def end(self, role: Role, actions: tuple[Action, ...], reason: Reason, **kw: Any) -> Decision:
         """End the cycle: publish the member key and sleep until the next loop."""
-        watch = not self.holds_lock
         if self.dcs_ok:
             actions = (*actions, UpdateMember(role=_member_role(self.obs.postgres)))
         wake = max(self.state.memo.start_mono + self.cfg.loop_wait_s, self.now)
@@ -96,12 +95,19 @@ class Ctx:
             actions=actions,
             wake_at_mono=wake,
             immediate=False,
-            wake_on_watch=watch,
+            wake_on_watch=not state.holds_lock(self.now),
             reason=reason,
         )
 
     def step(
-        self, role: Role, actions: tuple[Action, ...], reason: Reason, pending: Pending, **kw: Any
+        self,
+        role: Role,
+        actions: tuple[Action, ...],
+        reason: Reason,
+        pending: Pending,
+        *,
+        reread_dcs: bool = True,
+        **kw: Any,
     ) -> Decision:
         """Continue the cycle at once; the next step reads the results of `actions`."""
         state = replace(
@@ -119,6 +125,7 @@ class Ctx:
             immediate=True,
             wake_on_watch=False,
             reason=reason,
+            reread_dcs=reread_dcs,
         )
 
 

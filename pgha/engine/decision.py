@@ -98,6 +98,9 @@ class Decision:
         immediate: the next step continues this cycle and reads these actions' results.
         wake_on_watch: a change of the leader key may wake the node before wake_at_mono.
         reason: why.
+        reread_dcs: the next observation reads the DCS again; False: the shell reuses the view
+            of this step (a failsafe round must not spend another retry_timeout on a DCS that
+            just failed, or the watchdog would fire before the kick).
     """
 
     next_state: NodeState
@@ -106,3 +109,4 @@ class Decision:
     immediate: bool
     wake_on_watch: bool
     reason: Reason
+    reread_dcs: bool = True

@@ -50,13 +50,18 @@ def _armed_after(ctx: Ctx, arm: tuple[Action, ...]) -> float | None:
 
 
 def demote_actions(ctx: Ctx, mode: DemoteMode) -> tuple[Action, ...]:
-    """Stop, then release the lock (modes that do), clear ssn, then disable the watchdog."""
+    """Stop, disable the watchdog at that safepoint, then release the lock and clear ssn.
+
+    The disable (and the role-change callback) come before the release: if the release fails,
+    the shell stops there, and the watchdog must not stay armed with nobody kicking it.
+    """
     release: tuple[Action, ...] = ()
     if mode.releases_lock and ctx.view.leader is not None and ctx.holder_is_me:
         release = (ReleaseLock(version=ctx.view.leader.version),)
     disable: tuple[Action, ...] = (DisableWatchdog(),) if ctx.state.watchdog_timeout_s else ()
     callback = RunCallback(event=Callback.ON_ROLE_CHANGE, role=Role.REPLICA.value)
-    return (Demote(mode=mode), *release, *demote_sync(cfg=ctx.cfg, pg=ctx.pg), *disable, callback)
+    sync = demote_sync(cfg=ctx.cfg, pg=ctx.pg)
+    return (Demote(mode=mode), *disable, callback, *release, *sync)
 
 
 def demote(ctx: Ctx, mode: DemoteMode, reason: Reason) -> Decision:

@@ -21,7 +21,7 @@ class Rejoin(enum.Enum):
     REWIND = "rewind"  # diverged: pg_rewind from the leader
     REINIT = "reinit"  # diverged and rewind impossible or failed: clone again
     BROKEN = "broken"  # diverged, no automatic remedy allowed: needs a manual reinit
-    UNKNOWN = "unknown"  # timelines unknown: do not touch the data
+    UNKNOWN = "unknown"  # timelines or switch point unknown: do not touch the data yet
 
 
 def needs_rewind(
@@ -30,21 +30,25 @@ def needs_rewind(
     local_lsn: int,
     leader_timeline: int,
     history: Sequence[HistoryEntry],
-) -> bool:
-    """True when the local WAL is not a prefix of the leader's timeline history.
+) -> bool | None:
+    """Whether the local WAL is not a prefix of the leader's timeline history.
 
     Args:
         local_timeline: the timeline of the local data.
         local_lsn: the end of local WAL.
         leader_timeline: the leader's current timeline.
         history: the cluster `/history` (each line: `timeline` ended at `switch_lsn`).
+
+    Returns:
+        True or False; None when `/history` has no line for the local timeline yet (a new
+        leader appends it one loop after its promotion): unknown, decide on a later cycle.
     """
     if local_timeline >= leader_timeline:
         # Same timeline: a prefix. A higher local timeline was never on the leader's path.
         return local_timeline > leader_timeline
     switch = next((h for h in history if h.timeline == local_timeline), None)
     if switch is None:
-        return True
+        return None
     return local_lsn > switch.switch_lsn
 
 
@@ -79,6 +83,8 @@ def plan_rejoin(
         leader_timeline=leader_timeline,
         history=history,
     )
+    if diverged is None:
+        return Rejoin.UNKNOWN
     if not diverged:
         return Rejoin.FOLLOW
     if rewind_failed:

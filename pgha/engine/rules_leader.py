@@ -154,7 +154,7 @@ def leader_manual_failover(ctx: Ctx) -> Decision | None:
     peers = ctx.state.memo.peers
     if peers is None:
         return _peers_step(ctx, Reason.SWITCHOVER_CHECK)
-    if failover_possible(ctx, peers, min_lsn=0):
+    if failover_possible(ctx, peers):
         return demote(ctx, DemoteMode.GRACEFUL, Reason.SWITCHOVER_DEMOTE)
     return leader_steady(ctx, Reason.SWITCHOVER_IMPOSSIBLE, clear)
 

@@ -47,7 +47,7 @@ def _failsafe(ctx: Ctx, others: tuple[str, ...]) -> Decision:
     acks = ctx.state.memo.failsafe_acks
     if others and acks is None:
         post = (PostFailsafe(members=others),)
-        return ctx.step(ctx.role, post, Reason.FAILSAFE_CHECK, Pending.FAILSAFE)
+        return ctx.step(ctx.role, post, Reason.FAILSAFE_CHECK, Pending.FAILSAFE, reread_dcs=False)
     if acks is not None and not set(others) <= set(acks):
         return demote(ctx, DemoteMode.OFFLINE, Reason.FAILSAFE_INCOMPLETE_DEMOTE)
     # Every replica now treats us as the leader for ttl from when it received the POST.
@@ -84,7 +84,9 @@ def _clone_source(ctx: Ctx, leader: str) -> str:
 def _bootstrap_race(ctx: Ctx) -> Decision:
     won = ctx.state.memo.initialize
     if won is LockResult.OK:
-        return ctx.end(Role.BOOTSTRAPPING, (Bootstrap(),), Reason.BOOTSTRAP_WON)
+        # initdb runs to completion; the next step at once claims `initialize` and the lock.
+        boot = (Bootstrap(),)
+        return ctx.step(Role.BOOTSTRAPPING, boot, Reason.BOOTSTRAP_WON, Pending.NONE)
     if won is None:
         race = (AcquireInitialize(),)
         return ctx.step(ctx.role, race, Reason.BOOTSTRAP_RACE, Pending.INITIALIZE)

@@ -75,11 +75,6 @@ class TestFailoverPossible:
         assert not failover_possible(ctx, (peer("n2", wal_lsn=1000 - 1048577),))
         assert not failover_possible(ctx, (peer("n9"),))
 
-    def test_min_lsn_requires_that_much_wal(self) -> None:
-        ctx = _leader_ctx()
-        assert failover_possible(ctx, (peer("n2", wal_lsn=1000),), min_lsn=1000)
-        assert not failover_possible(ctx, (peer("n2", wal_lsn=999),), min_lsn=1000)
-
     def test_only_the_named_candidate_counts_unless_excluded(self) -> None:
         ctx = _leader_ctx(FailoverKey(leader="n1", candidate="n3"))
         assert not failover_possible(ctx, (peer("n2"),))

@@ -20,11 +20,11 @@ HISTORY = (HistoryEntry(timeline=1, switch_lsn=5000), HistoryEntry(timeline=2, s
         (1, 5001, 3, True),  # wrote past the switch point: diverged (old primary)
         (2, 9001, 3, True),
         (2, 8000, 3, False),
-        (0, 10, 3, True),  # no history line for that timeline
+        (0, 10, 3, None),  # no history line for that timeline (yet): unknown
     ],
 )
 def test_rewind_needed_iff_local_wal_is_not_a_prefix(
-    local_tl: int, local_lsn: int, leader_tl: int, expected: bool
+    local_tl: int, local_lsn: int, leader_tl: int, expected: bool | None
 ) -> None:
     got = needs_rewind(
         local_timeline=local_tl, local_lsn=local_lsn, leader_timeline=leader_tl, history=HISTORY
@@ -43,6 +43,7 @@ def test_rewind_needed_iff_local_wal_is_not_a_prefix(
         (4, 3, False, False, False, False, Rejoin.BROKEN),
         (4, 3, True, True, False, True, Rejoin.REINIT),
         (4, 3, True, True, True, False, Rejoin.BROKEN),
+        (3, 5, True, False, False, False, Rejoin.UNKNOWN),  # /history lags the promotion
     ],
 )
 def test_plan_rejoin_prefers_rewind_then_reinit_when_allowed(

@@ -10,14 +10,17 @@ import pytest
 from pgha.engine.actions import (
     AppendHistory,
     ArmWatchdog,
+    Callback,
     ClearFailover,
     Demote,
     DemoteMode,
+    DisableWatchdog,
     FetchPeerStatus,
     KickWatchdog,
     Promote,
     ReleaseLock,
     RenewLock,
+    RunCallback,
     StartPostgres,
     WriteConfig,
     WriteFailsafe,
@@ -189,7 +192,12 @@ class TestCrashedPrimary:
             obs(100.7, cluster=v, postgres=stopped(in_recovery=False), peers=(peer("n2"),)),
         )
         assert d.reason is Reason.CRASH_FAILOVER_DEMOTE
-        assert d.actions[:2] == (Demote(mode=DemoteMode.IMMEDIATE), ReleaseLock(version=10))
+        assert d.actions[:4] == (
+            Demote(mode=DemoteMode.IMMEDIATE),
+            DisableWatchdog(),
+            RunCallback(event=Callback.ON_ROLE_CHANGE, role="replica"),
+            ReleaseLock(version=10),
+        )
 
     def test_timeout_zero_restarts_in_place_when_nobody_can_take_over(self) -> None:
         v = view("n1", config=cfg(primary_start_timeout_s=0))
@@ -234,7 +242,13 @@ class TestSwitchover:
         assert d.reason is Reason.SWITCHOVER_CHECK
         d = self._run(fo, peers=(peer("n2"), peer("n3")))
         assert d.reason is Reason.SWITCHOVER_DEMOTE
-        assert d.actions[:2] == (Demote(mode=DemoteMode.GRACEFUL), ReleaseLock(version=10))
+        assert d.actions[:4] == (
+            Demote(mode=DemoteMode.GRACEFUL),
+            DisableWatchdog(),
+            RunCallback(event=Callback.ON_ROLE_CHANGE, role="replica"),
+            ReleaseLock(version=10),
+        )
+        assert d.wake_on_watch  # no longer the holder: wake on the leader key
         assert d.next_state.role is Role.DEMOTING
 
     def test_switchover_to_an_unhealthy_candidate_is_refused_and_cleared(self) -> None:

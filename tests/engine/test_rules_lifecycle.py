@@ -95,6 +95,7 @@ class TestFailsafe:
         assert d.reason is Reason.FAILSAFE_CHECK
         assert d.actions == (PostFailsafe(members=("n2", "n3")),)
         assert d.immediate
+        assert not d.reread_dcs  # the DCS just failed: do not spend retry_timeout on it again
         assert d.next_state.pending is Pending.FAILSAFE
 
     def test_all_acks_keep_the_primary_and_extend_the_lock_from_the_send_time(self) -> None:
@@ -139,7 +140,8 @@ class TestBootstrap:
         st = continuing(state(Role.UNINITIALIZED), Pending.INITIALIZE, 100.0)
         d = run(st, obs(cluster=view(initialize=""), postgres=empty(), lock_result=LockResult.OK))
         assert d.reason is Reason.BOOTSTRAP_WON
-        assert kinds(d) == ["Bootstrap"]
+        assert d.actions == (Bootstrap(),)
+        assert d.immediate  # claim initialize and the lock right after initdb
         assert d.next_state.role is Role.BOOTSTRAPPING
 
     def test_loser_waits(self) -> None:
