@@ -1,0 +1,375 @@
+# One fault entry is a mapping with `at`, exactly one kind key, and optionally `for` and `label`.
+# Each kind has a short form (a target, e.g. `kill: primary`) where one makes sense and a long
+# form (a mapping). `for` undoes a fault on the hosts it hit; it is refused where nothing can be
+# undone: heal, restart, kill_postgres (a one-off crash the agent reacts to), switchover, failover
+# and a clock jump. A fault must start before the end of the run and, with `for`, end by then.
+"""Parsing the `faults:` list into FaultSpecs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from pgha.scenario._errors import Problem
+from pgha.scenario._model import (
+    Bridge,
+    ClockFault,
+    DiskFullFault,
+    EtcdAction,
+    EtcdFault,
+    FailoverFault,
+    FaultKind,
+    FaultParams,
+    FaultSpec,
+    HealFault,
+    KillAgentFault,
+    KillFault,
+    KillPostgresFault,
+    LatencyFault,
+    LossFault,
+    PartitionFault,
+    PauseFault,
+    PauseWhat,
+    RestartFault,
+    SwitchoverFault,
+    Target,
+)
+from pgha.scenario._targets import Scope, Scopes, target
+from pgha.scenario._units import (
+    LATENCY_KEYS,
+    Sign,
+    duration_s,
+    finite_number,
+    fraction,
+    median_p99_s,
+)
+from pgha.scenario._yaml import Fields, Node, choice, items, mapping, problem, text
+
+KIND_SYNONYMS: Mapping[str, str] = MappingProxyType({"crash": "kill"})
+KIND_WORDS = tuple(kind.value for kind in FaultKind)
+FAULT_KEYS = ("at", "for", "label", *KIND_WORDS)
+NODE_KEYS = ("node",)
+PAUSE_KEYS = ("node", "what")
+PARTITION_FORMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "isolate": ("isolate",),
+        "groups": ("groups",),
+        "one_way": ("from", "to"),
+        "bridge": ("a", "b", "bridge"),
+    }
+)
+PARTITION_KEYS = tuple(key for keys in PARTITION_FORMS.values() for key in keys)
+CLOCK_KEYS = ("node", "offset", "drift_ppm", "jump")
+ETCD_KEYS = ("member", "action")
+LOSS_KEYS = ("targets", "rate")
+LATENCY_FAULT_KEYS = ("targets", *LATENCY_KEYS)
+SWITCHOVER_KEYS = ("leader", "candidate", "at")
+FAILOVER_KEYS = ("candidate",)
+NOT_UNDOABLE = frozenset(
+    {
+        FaultKind.RESTART,
+        FaultKind.KILL_POSTGRES,
+        FaultKind.HEAL,
+        FaultKind.SWITCHOVER,
+        FaultKind.FAILOVER,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaultContext:
+    """What fault parsing needs from the rest of the scenario."""
+
+    scopes: Scopes
+    duration_s: float
+
+
+Parser = Callable[[Node, FaultContext, float], FaultParams]
+
+
+def faults(node: Node | None, ctx: FaultContext) -> tuple[FaultSpec, ...]:
+    """The `faults:` list, sorted by time (stable: equal times keep their order)."""
+    if node is None:
+        return ()
+    parsed = [fault(item, ctx) for item in items(node, "a list of faults", non_empty=False)]
+    return tuple(sorted(parsed, key=lambda spec: spec.at_s))
+
+
+def fault(node: Node, ctx: FaultContext) -> FaultSpec:
+    """One fault entry."""
+    fields = mapping(node, FAULT_KEYS, KIND_SYNONYMS)
+    kind = _kind(fields)
+    at_s = _at(fields.required("at", "a time such as 60s"), ctx)
+    params = PARSERS[kind](fields.entries[kind.value], ctx, at_s)
+    for_node = fields.get("for")
+    for_s = None if for_node is None else _for(for_node, kind, params, at_s, ctx)
+    label_node = fields.get("label")
+    return FaultSpec(
+        at_s=at_s,
+        kind=kind,
+        params=params,
+        for_s=for_s,
+        label=None if label_node is None else text(label_node),
+        line=node.line,
+    )
+
+
+def _kind(fields: Fields) -> FaultKind:
+    kinds = [key for key in fields.entries if key in KIND_WORDS]
+    if len(kinds) != 1:
+        got = " and ".join(kinds) if kinds else "none"
+        raise Problem(
+            line=fields.node.line,
+            field=fields.node.field,
+            expected=f"exactly one fault kind ({', '.join(KIND_WORDS)})",
+            got=got,
+        )
+    return FaultKind(kinds[0])
+
+
+def _end_text(ctx: FaultContext) -> str:
+    return f"the duration ({ctx.duration_s:g}s)"
+
+
+def _at(node: Node, ctx: FaultContext) -> float:
+    at_s = duration_s(node, Sign.NON_NEGATIVE)
+    if at_s >= ctx.duration_s:
+        raise problem(node, f"a time before the end of the run, {_end_text(ctx)}")
+    return at_s
+
+
+def _for(node: Node, kind: FaultKind, params: FaultParams, at_s: float, ctx: FaultContext) -> float:
+    undoable = kind not in NOT_UNDOABLE and not (
+        isinstance(params, ClockFault) and params.jump_s is not None
+    )
+    if not undoable:
+        what = "a clock jump" if kind is FaultKind.CLOCK else kind.value
+        raise problem(node, f"no 'for': {what} cannot be undone")
+    for_s = duration_s(node, Sign.POSITIVE)
+    if at_s + for_s > ctx.duration_s:
+        raise problem(node, f"at + for within {_end_text(ctx)}")
+    return for_s
+
+
+# ---------------------------------------------------------------- node faults
+
+
+def _node_target(node: Node, scope: Scope) -> Target:
+    if isinstance(node.value, dict):
+        fields = mapping(node, NODE_KEYS)
+        return target(fields.required("node", scope.expected(many=True)), scope)
+    return target(node, scope)
+
+
+def _kill(node: Node, ctx: FaultContext, at_s: float) -> KillFault:
+    return KillFault(target=_node_target(node, ctx.scopes.node))
+
+
+def _restart(node: Node, ctx: FaultContext, at_s: float) -> RestartFault:
+    return RestartFault(target=_node_target(node, ctx.scopes.node))
+
+
+def _kill_agent(node: Node, ctx: FaultContext, at_s: float) -> KillAgentFault:
+    return KillAgentFault(target=_node_target(node, ctx.scopes.node))
+
+
+def _kill_postgres(node: Node, ctx: FaultContext, at_s: float) -> KillPostgresFault:
+    return KillPostgresFault(target=_node_target(node, ctx.scopes.node))
+
+
+def _disk_full(node: Node, ctx: FaultContext, at_s: float) -> DiskFullFault:
+    return DiskFullFault(target=_node_target(node, ctx.scopes.node))
+
+
+def _pause(node: Node, ctx: FaultContext, at_s: float) -> PauseFault:
+    scope = ctx.scopes.node
+    if not isinstance(node.value, dict):
+        return PauseFault(target=target(node, scope))
+    fields = mapping(node, PAUSE_KEYS)
+    what = fields.get("what")
+    return PauseFault(
+        target=target(fields.required("node", scope.expected(many=True)), scope),
+        what=PauseWhat.NODE if what is None else PauseWhat(choice(what, _values(PauseWhat))),
+    )
+
+
+def _values(enum_type: type[PauseWhat] | type[EtcdAction]) -> tuple[str, ...]:
+    return tuple(member.value for member in enum_type)
+
+
+# ---------------------------------------------------------------- partition
+
+
+def _partition(node: Node, ctx: FaultContext, at_s: float) -> PartitionFault:
+    fields = mapping(node, PARTITION_KEYS)
+    forms = [
+        form for form, keys in PARTITION_FORMS.items() if any(k in fields.entries for k in keys)
+    ]
+    if len(forms) != 1:
+        expected = "one form: {isolate}, {groups}, {from, to} or {a, b, bridge}"
+        raise problem(node, expected)
+    scope = ctx.scopes.host
+    if forms[0] == "isolate":
+        return PartitionFault(isolate=_isolate(fields.entries["isolate"], scope))
+    if forms[0] == "groups":
+        return PartitionFault(groups=_groups(fields.entries["groups"], scope))
+    sides = {
+        key: target(fields.required(key, scope.expected(many=True)), scope)
+        for key in PARTITION_FORMS[forms[0]]
+    }
+    _disjoint([(fields.entries[key], side) for key, side in sides.items()])
+    if forms[0] == "one_way":
+        return PartitionFault(one_way=(sides["from"], sides["to"]))
+    return PartitionFault(bridge=Bridge(a=sides["a"], b=sides["b"], bridge=sides["bridge"]))
+
+
+def _isolate(node: Node, scope: Scope) -> Target:
+    isolated = target(node, scope)
+    if set(isolated.names) >= set(scope.names):
+        raise problem(node, "some hosts to isolate, not every host")
+    return isolated
+
+
+def _groups(node: Node, scope: Scope) -> tuple[tuple[Target, ...], ...]:
+    group_nodes = items(node, "a list of at least two groups (lists of hosts)")
+    if len(group_nodes) < 2:
+        raise problem(node, "a list of at least two groups (lists of hosts)")
+    groups: list[tuple[Target, ...]] = []
+    placed: list[tuple[Node, Target]] = []
+    for group_node in group_nodes:
+        members = [
+            (item, target(item, scope, many=False)) for item in items(group_node, "a list of hosts")
+        ]
+        placed.extend(members)
+        groups.append(tuple(member for _, member in members))
+    _disjoint(placed)
+    return tuple(groups)
+
+
+def _disjoint(sides: list[tuple[Node, Target]]) -> None:
+    # A host is never cut off from itself: no host (or role) may appear on two sides.
+    seen: set[str] = set()
+    for node, side in sides:
+        keys = [side.role.value] if side.role is not None else list(side.names)
+        for key in keys:
+            if key in seen:
+                raise problem(node, f"hosts on one side only ({key} is on two sides)")
+            seen.add(key)
+
+
+# ---------------------------------------------------------------- clock, etcd, network
+
+
+def _heal(node: Node, ctx: FaultContext, at_s: float) -> HealFault:
+    if node.value is None or node.value is True or node.value == {}:
+        return HealFault()
+    raise problem(node, "true, null or {} (heal takes no parameters)")
+
+
+def _clock(node: Node, ctx: FaultContext, at_s: float) -> ClockFault:
+    fields = mapping(node, CLOCK_KEYS)
+    scope = ctx.scopes.host
+    host = target(fields.required("node", scope.expected(many=True)), scope)
+    offset, drift, jump = (fields.get(key) for key in ("offset", "drift_ppm", "jump"))
+    if jump is not None and (offset, drift) != (None, None):
+        raise problem(node, "either jump, or offset and/or drift_ppm")
+    if (offset, drift, jump) == (None, None, None):
+        raise problem(node, "one of offset, drift_ppm or jump")
+    return ClockFault(
+        target=host,
+        offset_s=None if offset is None else duration_s(offset, Sign.ANY),
+        drift_ppm=None if drift is None else finite_number(drift, "a drift in ppm (a number)"),
+        jump_s=None if jump is None else duration_s(jump, Sign.NON_ZERO),
+    )
+
+
+def _etcd(node: Node, ctx: FaultContext, at_s: float) -> EtcdFault:
+    scope = ctx.scopes.etcd
+    if not isinstance(node.value, dict):
+        return EtcdFault(member=target(node, scope, many=False))
+    fields = mapping(node, ETCD_KEYS)
+    action = fields.get("action")
+    return EtcdFault(
+        member=target(fields.required("member", scope.expected(many=False)), scope, many=False),
+        action=EtcdAction.KILL
+        if action is None
+        else EtcdAction(choice(action, _values(EtcdAction))),
+    )
+
+
+def _loss(node: Node, ctx: FaultContext, at_s: float) -> LossFault:
+    fields = mapping(node, LOSS_KEYS)
+    scope = ctx.scopes.host
+    return LossFault(
+        targets=target(fields.required("targets", scope.expected(many=True)), scope),
+        rate=fraction(fields.required("rate", "a fraction such as 0.2 or 20%"), allow_zero=False),
+    )
+
+
+def _latency(node: Node, ctx: FaultContext, at_s: float) -> LatencyFault:
+    fields = mapping(node, LATENCY_FAULT_KEYS)
+    scope = ctx.scopes.host
+    rest = {key: child for key, child in fields.entries.items() if key != "targets"}
+    median_s, p99_s = median_p99_s(Node(rest, node.line, node.field), Sign.POSITIVE)
+    return LatencyFault(
+        targets=target(fields.required("targets", scope.expected(many=True)), scope),
+        median_s=median_s,
+        p99_s=p99_s,
+    )
+
+
+# ---------------------------------------------------------------- operator actions
+
+
+def _switchover(node: Node, ctx: FaultContext, at_s: float) -> SwitchoverFault:
+    if node.value is None or node.value == {}:
+        return SwitchoverFault()
+    if not isinstance(node.value, dict):
+        return SwitchoverFault(candidate=target(node, ctx.scopes.candidate, many=False))
+    fields = mapping(node, SWITCHOVER_KEYS)
+    leader, candidate, scheduled = (fields.get(key) for key in SWITCHOVER_KEYS)
+    spec = SwitchoverFault(
+        leader=None if leader is None else target(leader, ctx.scopes.leader, many=False),
+        candidate=None
+        if candidate is None
+        else target(candidate, ctx.scopes.candidate, many=False),
+        scheduled_at_s=None if scheduled is None else _scheduled(scheduled, ctx, at_s),
+    )
+    if candidate is not None and spec.leader is not None and spec.leader == spec.candidate:
+        raise problem(candidate, "a candidate other than the leader")
+    return spec
+
+
+def _scheduled(node: Node, ctx: FaultContext, at_s: float) -> float:
+    scheduled_s = _at(node, ctx)
+    if scheduled_s < at_s:
+        raise problem(node, f"a scheduled time at or after the fault's at ({at_s:g}s)")
+    return scheduled_s
+
+
+def _failover(node: Node, ctx: FaultContext, at_s: float) -> FailoverFault:
+    scope = ctx.scopes.candidate
+    if isinstance(node.value, dict):
+        node = mapping(node, FAILOVER_KEYS).required("candidate", scope.expected(many=False))
+    return FailoverFault(candidate=target(node, scope, many=False))
+
+
+PARSERS: Mapping[FaultKind, Parser] = MappingProxyType(
+    {
+        FaultKind.KILL: _kill,
+        FaultKind.RESTART: _restart,
+        FaultKind.KILL_AGENT: _kill_agent,
+        FaultKind.KILL_POSTGRES: _kill_postgres,
+        FaultKind.PAUSE: _pause,
+        FaultKind.PARTITION: _partition,
+        FaultKind.HEAL: _heal,
+        FaultKind.CLOCK: _clock,
+        FaultKind.ETCD: _etcd,
+        FaultKind.LOSS: _loss,
+        FaultKind.LATENCY: _latency,
+        FaultKind.DISK_FULL: _disk_full,
+        FaultKind.SWITCHOVER: _switchover,
+        FaultKind.FAILOVER: _failover,
+    }
+)

@@ -1,0 +1,187 @@
+"""Writing and reading histories: the byte format, ordering, and errors that name file and line."""
+
+from __future__ import annotations
+
+import enum
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from pgha.history import (
+    Event,
+    HistoryError,
+    HistoryWriter,
+    encode_event,
+    iter_history,
+    parse_event,
+    read_history,
+)
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+def _write_sample(writer: HistoryWriter) -> None:
+    writer.record(0, "run_start", scenario="s", nodes=["n1", "n2"], seed=7)
+    writer.record(0.1 + 0.2, "pg_role", "n1", role="primary", timeline=1, lsn=0)
+    writer.record(1.23456789, "lock", "n1", event="acquired", deadline=31.0000004)
+    writer.record(2.5, "run_end")
+
+
+def test_writer_output_is_sorted_compact_rounded() -> None:
+    writer = HistoryWriter()
+    _write_sample(writer)
+    lines = writer.getvalue().splitlines()
+    assert (
+        lines[1] == '{"kind":"pg_role","lsn":0,"node":"n1","role":"primary","t":0.3,"timeline":1}'
+    )
+    assert lines[2] == (
+        '{"deadline":31.0,"event":"acquired","kind":"lock","node":"n1","t":1.234568}'
+    )
+    assert lines[3] == '{"kind":"run_end","t":2.5}'
+    assert writer.count == 4
+    assert writer.last_t == 2.5
+
+
+def test_equal_input_gives_equal_bytes(tmp_path: Path) -> None:
+    paths = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    for path in paths:
+        with HistoryWriter(path) as writer:
+            _write_sample(writer)
+    memory = HistoryWriter()
+    _write_sample(memory)
+    assert paths[0].read_bytes() == paths[1].read_bytes() == memory.getvalue().encode()
+
+
+def test_writer_to_an_open_stream_leaves_it_open() -> None:
+    stream = io.StringIO()
+    with HistoryWriter(stream) as writer:
+        writer.record(1.0, "x")
+        writer.flush()
+    assert not stream.closed
+    assert stream.getvalue() == '{"kind":"x","t":1.0}\n'
+    with pytest.raises(HistoryError, match="in-memory"):
+        writer.getvalue()
+
+
+def test_closing_twice_is_harmless(tmp_path: Path) -> None:
+    writer = HistoryWriter(tmp_path / "h.jsonl")
+    writer.close()
+    writer.close()
+    stream = io.StringIO()
+    other = HistoryWriter(stream)
+    stream.close()
+    other.close()
+
+
+def test_writer_normalizes_values() -> None:
+    line = encode_event(
+        1, "x", None, {"c": Color.RED, "s": {3, 1}, "tu": (1.0000001, "a"), "m": {1: 2.5}}
+    )
+    assert json.loads(line) == {
+        "c": "red",
+        "kind": "x",
+        "m": {"1": 2.5},
+        "s": [1, 3],
+        "t": 1.0,
+        "tu": [1.0, "a"],
+    }
+
+
+def test_time_must_not_decrease_after_rounding() -> None:
+    writer = HistoryWriter()
+    writer.record(1.0000004, "a")
+    writer.record(1.0, "b")  # equal once rounded
+    with pytest.raises(HistoryError, match="earlier than the previous event"):
+        writer.record(0.5, "c")
+    assert writer.count == 2
+
+
+@pytest.mark.parametrize(
+    ("t", "kind", "fields", "message"),
+    [
+        (math.nan, "x", {}, "finite number"),
+        (True, "x", {}, "finite number"),
+        ("1", "x", {}, "finite number"),
+        (1.0, "", {}, "non-empty string"),
+        (1.0, "x", {"t": 2}, "reserved"),
+        (1.0, "x", {"v": math.inf}, "Out of range"),
+        (1.0, "x", {"v": object()}, "not JSON serializable"),
+    ],
+)
+def test_writer_rejects_bad_events(
+    t: object, kind: str, fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(HistoryError, match=message):
+        encode_event(t, kind, None, fields)  # type: ignore[arg-type]
+
+
+def test_write_event_roundtrip(tmp_path: Path) -> None:
+    source = HistoryWriter()
+    _write_sample(source)
+    events = read_history(source.getvalue().splitlines())
+    copy = HistoryWriter()
+    for e in events:
+        copy.write_event(e)
+    assert copy.getvalue() == source.getvalue()
+    path = tmp_path / "h.jsonl"
+    path.write_text(source.getvalue())
+    assert read_history(path) == events
+    assert read_history(str(path)) == events
+    assert events[1] == Event(0.3, "pg_role", "n1", {"role": "primary", "timeline": 1, "lsn": 0})
+    assert events[1].get("role") == "primary"
+    assert events[1].get("missing", 5) == 5
+    assert events[0].node is None
+    assert events[0].to_dict()["scenario"] == "s"
+    assert "node" not in events[0].to_dict()
+    assert events[1].to_dict()["node"] == "n1"
+
+
+def test_event_fields_are_read_only() -> None:
+    e = parse_event('{"t":1,"kind":"x","a":1}')
+    with pytest.raises(TypeError):
+        e.fields["a"] = 2  # type: ignore[index]
+    assert e.t == 1.0
+    assert isinstance(e.t, float)
+
+
+def test_blank_lines_are_skipped() -> None:
+    events = list(iter_history(['{"t":0,"kind":"a"}\n', "\n", "  \n", '{"t":1,"kind":"b"}\n']))
+    assert [e.kind for e in events] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ('{"t":1,"kind":"x"', "not valid JSON"),
+        ("[1, 2]", "expected a JSON object, got list"),
+        ('{"kind":"x"}', "field 't' must be a number"),
+        ('{"t":true,"kind":"x"}', "field 't' must be a number"),
+        ('{"t":1,"kind":3}', "field 'kind' must be a non-empty string"),
+        ('{"t":1,"kind":"x","node":5}', "field 'node' must be a string"),
+        ('{"t":0.5,"kind":"x"}', r"t=0.5 is earlier than the previous event \(t=1.0\)"),
+    ],
+)
+def test_malformed_line_names_file_and_line(tmp_path: Path, bad: str, message: str) -> None:
+    path = tmp_path / "run.jsonl"
+    path.write_text('{"t":0,"kind":"run_start"}\n{"t":1,"kind":"a"}\n' + bad + "\n")
+    with pytest.raises(HistoryError, match=rf"run\.jsonl:3: {message}"):
+        read_history(path)
+
+
+def test_malformed_lines_name_the_line_source() -> None:
+    with pytest.raises(HistoryError, match=r"^<lines>:2: not valid JSON"):
+        read_history(['{"t":0,"kind":"a"}', "nonsense"])
+
+
+def test_reading_streams(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    path.write_text('{"t":0,"kind":"a"}\nbroken\n')
+    stream = iter_history(path)
+    assert next(stream).kind == "a"  # the good line arrives before the bad one is read
+    with pytest.raises(HistoryError, match=r"run\.jsonl:2"):
+        next(stream)
