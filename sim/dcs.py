@@ -1,0 +1,270 @@
+# The agent's DCS port in the simulator: an etcd v3 client on one database host. Every call goes to
+# one etcd member over the simulated network; a member that does not answer in time is left for
+# the next one, and the whole call gives up with DcsError when retry_timeout has passed (bug zoo 5:
+# no DCS call may hang forever). The client remembers the highest raft term it has seen and does
+# not trust an answer from a member with a lower one (bug zoo 12, Patroni 4.0.6). The leader key
+# and the member key share one lease of ttl, as with Patroni's etcd3 backend; the leader key is
+# taken by an atomic create and renewed by a compare-and-set on its mod revision.
+"""The simulated etcd client: the engine's DCS port as SimPy generators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+import simpy
+
+from pgha.engine.config import DynamicConfig
+from pgha.engine.values import (
+    ClusterView,
+    FailoverKey,
+    HistoryEntry,
+    LeaderKey,
+    LockResult,
+    Member,
+    SyncKey,
+)
+from pgha.ports import DcsError
+from sim.etcd import CompareFailed, EtcdCluster, Snapshot
+from sim.net import Network, Unreachable
+from sim.world import World
+
+Gen = Generator[simpy.Event, Any, Any]
+ATTEMPT_S = 2.0  # one request to one member; then try the next member
+
+
+def view_of(snapshot: Snapshot, fallback_config: DynamicConfig) -> ClusterView:
+    """The engine's ClusterView from one read of the key space."""
+    kv = snapshot.kv
+    leader = kv.get("leader")
+    failover = kv.get("failover")
+    sync = kv.get("sync")
+    config = kv.get("config")
+    members = sorted((e.value for k, e in kv.items() if k.startswith("members/")), key=_name)
+    return ClusterView(
+        initialize=kv["initialize"].value if "initialize" in kv else None,
+        leader=None if leader is None else LeaderKey(holder=leader.value, version=leader.mod_rev),
+        members=tuple(members),
+        failover=None if failover is None else replace(failover.value, version=failover.mod_rev),
+        sync=SyncKey() if sync is None else replace(sync.value, version=sync.mod_rev),
+        history=kv["history"].value if "history" in kv else (),
+        status_optime_lsn=kv["status"].value if "status" in kv else None,
+        failsafe=kv["failsafe"].value if "failsafe" in kv else None,
+        config=fallback_config if config is None else config.value,
+        config_version=None if config is None else config.mod_rev,
+    )
+
+
+def _name(member: Member) -> str:
+    return member.name
+
+
+class SimDcs:
+    """One host's etcd client: requests with a deadline, endpoint rotation, term tracking."""
+
+    def __init__(
+        self,
+        world: World,
+        net: Network,
+        cluster: EtcdCluster,
+        host: str,
+        *,
+        bootstrap_config: DynamicConfig,
+        linearizable: bool = True,
+    ) -> None:
+        self.world, self.net, self.cluster, self.host = world, net, cluster, host
+        self.env = world.env
+        self.endpoints = sorted(cluster.members)
+        self._endpoint = world.rng(f"dcs/{host}").randrange(len(self.endpoints))
+        self.bootstrap_config = bootstrap_config
+        self.config = bootstrap_config  # the latest dynamic config seen: ttl and retry_timeout
+        self.linearizable = linearizable
+        self.max_term = 0
+        self.lease: int | None = None
+        self._watch: simpy.Event | None = None
+        cluster.key_watchers.append(self._key_changed)
+
+    # ---------------------------------------------------------------- plumbing
+
+    @property
+    def member(self) -> str:
+        return self.endpoints[self._endpoint]
+
+    def _rotate(self) -> None:
+        self._endpoint = (self._endpoint + 1) % len(self.endpoints)
+
+    def _request(self, serve: Callable[[str], Gen]) -> Gen:
+        # Try members in turn until one answers with a term we can trust, or retry_timeout passes.
+        deadline = self.env.now + self.config.retry_timeout_s
+        while self.env.now < deadline:
+            member = self.member
+            timeout = min(ATTEMPT_S, deadline - self.env.now)
+            try:
+                result, term = yield from self.net.call(
+                    self.host, member, partial(serve, member), timeout
+                )
+            except Unreachable:
+                self._rotate()
+                continue
+            if term < self.max_term:
+                self._rotate()  # a stale member (bug zoo 12): ask another
+                continue
+            self.max_term = term
+            return result
+        raise DcsError(f"{self.host}: etcd did not answer within retry_timeout")
+
+    def _write(self, op: Callable[[EtcdCluster], Any]) -> Gen:
+        def serve(member: str) -> Gen:
+            return (yield from self.cluster.serve_write(member, op))
+
+        return (yield from self._request(serve))
+
+    # ---------------------------------------------------------------- reads and watches
+
+    def read_cluster(self) -> Gen:
+        def serve(member: str) -> Gen:
+            snap = yield from self.cluster.serve_read(member, linearizable=self.linearizable)
+            return snap, snap.term
+
+        snapshot = yield from self._request(serve)
+        view = view_of(snapshot, self.bootstrap_config)
+        self.config = view.config
+        return view
+
+    def watch(self) -> simpy.Event:
+        """An event that fires when the leader key changes (delivered through our member)."""
+        self._watch = self.env.event()
+        return self._watch
+
+    def _key_changed(self, key: str) -> None:
+        watch = self._watch
+        if key != "leader" or watch is None or watch.triggered:
+            return
+        member = self.member
+        delay = self.net.delay(member, self.host)
+        if self.cluster.current(member) and delay is not None:
+            self.env.process(self._deliver(watch, delay))
+
+    def _deliver(self, watch: simpy.Event, delay: float) -> Gen:
+        yield self.env.timeout(delay)
+        if not watch.triggered:
+            watch.succeed()
+
+    # ---------------------------------------------------------------- leases
+
+    def _lease(self, cluster: EtcdCluster) -> int:
+        # Our lease, kept alive; a new one if it expired (its keys are gone with it).
+        if self.lease is None or not cluster.keepalive(self.lease):
+            self.lease = cluster.grant(self.config.ttl_s)
+        return self.lease
+
+    # ---------------------------------------------------------------- the port's operations
+
+    def acquire_initialize(self) -> Gen:
+        def op(c: EtcdCluster) -> bool:
+            if "initialize" in c.kv:
+                return False
+            c.put("initialize", "")
+            return True
+
+        return (yield from self._write(op))
+
+    def write_initialize(self, sysid: str) -> Gen:
+        yield from self._write(lambda c: c.put("initialize", sysid))
+
+    def delete_initialize(self) -> Gen:
+        yield from self._write(lambda c: c.delete("initialize"))
+
+    def write_config(self) -> Gen:
+        def op(c: EtcdCluster) -> None:
+            if "config" not in c.kv:
+                c.put("config", self.bootstrap_config)
+
+        yield from self._write(op)
+
+    def acquire_lock(self) -> Gen:
+        def op(c: EtcdCluster) -> LockResult:
+            if "leader" in c.kv:
+                return LockResult.CAS_FAILED
+            c.put("leader", self.host, self._lease(c))
+            return LockResult.OK
+
+        try:
+            return (yield from self._write(op))
+        except DcsError:
+            return LockResult.DCS_ERROR
+
+    def renew_lock(self, version: int) -> Gen:
+        def op(c: EtcdCluster) -> LockResult:
+            entry = c.kv.get("leader")
+            if entry is None or entry.mod_rev != version or entry.value != self.host:
+                return LockResult.CAS_FAILED
+            lease = self.lease
+            if lease is None or not c.keepalive(lease) or entry.lease != lease:
+                return LockResult.CAS_FAILED
+            c.put("leader", self.host, lease)
+            return LockResult.OK
+
+        try:
+            return (yield from self._write(op))
+        except DcsError:
+            return LockResult.DCS_ERROR
+
+    def release_lock(self, version: int | None) -> Gen:
+        def op(c: EtcdCluster) -> None:
+            entry = c.kv.get("leader")
+            mine = entry is not None and entry.value == self.host
+            if mine and (version is None or entry.mod_rev == version):  # type: ignore[union-attr]
+                c.delete("leader")
+
+        yield from self._write(op)
+
+    def write_sync(
+        self, leader: str | None, standbys: frozenset[str], quorum: int, version: int | None
+    ) -> Gen:
+        value = SyncKey(leader=leader, standbys=standbys, quorum=quorum)
+
+        def op(c: EtcdCluster) -> bool:
+            entry = c.kv.get("sync")
+            if (entry.mod_rev if entry is not None else None) != version:
+                return False
+            c.put("sync", value)
+            return True
+
+        return (yield from self._write(op))
+
+    def write_status(self, optime_lsn: int) -> Gen:
+        yield from self._write(lambda c: c.put("status", optime_lsn))
+
+    def write_failsafe(self, members: tuple[str, ...]) -> Gen:
+        yield from self._write(lambda c: c.put("failsafe", members))
+
+    def append_history(self, entry: HistoryEntry) -> Gen:
+        def op(c: EtcdCluster) -> None:
+            old = c.kv.get("history")
+            lines: tuple[HistoryEntry, ...] = old.value if old is not None else ()
+            if all(line.timeline != entry.timeline for line in lines):
+                c.put("history", (*lines, entry))
+
+        yield from self._write(op)
+
+    def clear_failover(self, version: int) -> Gen:
+        def op(c: EtcdCluster) -> bool:
+            entry = c.kv.get("failover")
+            if entry is None or entry.mod_rev != version:
+                return False
+            return c.delete("failover")
+
+        return (yield from self._write(op))
+
+    def write_failover(self, key: FailoverKey) -> Gen:
+        """Operator: write the failover key (switchover or failover), as patronictl does."""
+        yield from self._write(lambda c: c.put("failover", key))
+
+    def update_member(self, member: Member) -> Gen:
+        yield from self._write(lambda c: c.put(f"members/{member.name}", member, self._lease(c)))
+
+
+__all__ = ["CompareFailed", "SimDcs", "view_of"]

@@ -1,0 +1,436 @@
+# A simulated database host: its PostgreSQL, its agent running the shared loop (`pgha.loop`) with
+# the real engine, its REST API (answers from `pgha.health`, as a real agent's), its watchdog, and
+# its clocks. The SimPy driver here only answers the loop's requests through simulated ports: the
+# action table is the executor's (`pgha.executor.CALLS`), so no HA behaviour is chosen here. Faults
+# act on the host: kill the machine, kill or pause the agent, kill or pause PostgreSQL, restart.
+# A watchdog that is not kicked in time resets the machine, which comes back after a reboot.
+"""One simulated database host: agent, REST API, watchdog, and the faults that hit it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import simpy
+
+from pgha.engine.actions import AcquireLock, Action, ReleaseLock, RenewLock
+from pgha.engine.state import NodeState
+from pgha.engine.values import (
+    FailsafeHeartbeat,
+    LocalConfig,
+    LockResult,
+    Member,
+    MemberRole,
+    Observation,
+    PeerStatus,
+    PgRun,
+    SyncStandbyNames,
+)
+from pgha.executor import Act, AgentHalted, Now, StepResults, bound_call, error_outcome
+from pgha.health import answer, patroni_body, peer_status_from_patroni
+from pgha.loop import (
+    ActionsEvent,
+    AgentStatus,
+    DecisionEvent,
+    Emit,
+    Observe,
+    Sleep,
+    agent_steps,
+)
+from pgha.ports import ActionFailed, DcsError
+from sim.clock import HostClock
+from sim.dcs import SimDcs
+from sim.net import Network, Unreachable
+from sim.postgres import SimPostgres
+from sim.world import World
+
+Gen = Generator[simpy.Event, Any, Any]
+PEER_TIMEOUT_S = 2.0  # Patroni: GET /patroni during the race, 2 s, no retry
+FAILSAFE_TIMEOUT_S = 2.0
+REBOOT_S = 30.0  # a machine reset by its watchdog boots again after this long
+
+
+class Refused(Exception):
+    """Connection refused: nothing listens on the REST port (the agent is not running)."""
+
+
+def _instant(value: Any = None) -> Gen:
+    return value
+    yield  # pragma: no cover - a generator
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """The simulated ports; every method returns a SimPy generator (names as pgha.ports)."""
+
+    dcs: NodeDcs
+    postgres: NodePostgres
+    watchdog: SimWatchdog
+    peers: NodePeers
+    callbacks: NodeCallbacks
+
+
+class NodeDcs:
+    """The DCS port: the node's etcd client, plus the member key built from local state."""
+
+    def __init__(self, node: SimNode, client: SimDcs) -> None:
+        self.node, self.client = node, client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def write_config(self) -> Gen:
+        return (yield from self.client.write_config())
+
+    def update_member(self, role: MemberRole) -> Gen:
+        return (yield from self.client.update_member(self.node.member_value(role)))
+
+
+class NodePostgres:
+    """The PostgreSQL port over the simulated server."""
+
+    def __init__(self, pg: SimPostgres) -> None:
+        self.pg = pg
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pg, name)
+
+    def set_sync_standby_names(self, value: SyncStandbyNames) -> Gen:
+        return (yield from self.pg.set_ssn(value))
+
+
+class NodeCallbacks:
+    def run(self, event: object, role: str) -> Gen:
+        return (yield from _instant())
+
+
+class SimWatchdog:
+    """A watchdog device: armed with a timeout, kicked, disabled; resets the machine if starved."""
+
+    def __init__(self, node: SimNode) -> None:
+        self.node = node
+        self.timeout_s: float | None = None
+        self._generation = 0
+
+    def available(self) -> bool:
+        return self.node.watchdog_device
+
+    def arm(self, timeout_s: float) -> Gen:
+        self.timeout_s = timeout_s
+        self._restart()
+        self.node.world.record("watchdog", node=self.node.name, event="armed", timeout=timeout_s)
+        return (yield from _instant(True))
+
+    def kick(self) -> Gen:
+        if self.timeout_s is not None:
+            self._restart()
+        return (yield from _instant())
+
+    def disable(self) -> Gen:
+        self.stop()
+        self.node.world.record("watchdog", node=self.node.name, event="disabled")
+        return (yield from _instant())
+
+    def stop(self) -> None:
+        self.timeout_s = None
+        self._generation += 1
+
+    def _restart(self) -> None:
+        self._generation += 1
+        assert self.timeout_s is not None
+        env = self.node.world.env
+        env.process(self._expire(self._generation, env.now + self.timeout_s))
+
+    def _expire(self, generation: int, at: float) -> Gen:
+        env = self.node.world.env
+        yield env.timeout(at - env.now)
+        if generation == self._generation and self.timeout_s is not None:
+            self.stop()
+            self.node.world.record("watchdog", node=self.node.name, event="fired")
+            self.node.reset()
+
+
+class NodePeers:
+    """REST calls to other database hosts: status probes and failsafe heartbeats."""
+
+    def __init__(self, node: SimNode) -> None:
+        self.node = node
+        self.heartbeat: FailsafeHeartbeat | None = None
+
+    def fetch_status(self, names: tuple[str, ...]) -> Gen:
+        calls = [self.node.world.env.process(self._probe(name)) for name in names]
+        if calls:
+            yield simpy.AllOf(self.node.world.env, calls)
+        return tuple(call.value for call in calls)
+
+    def _probe(self, name: str) -> Gen:
+        node = self.node
+        try:
+            body = yield from node.net.call(
+                node.name, name, node.rest_handler(name, "/patroni"), PEER_TIMEOUT_S
+            )
+        except (Unreachable, Refused):
+            return PeerStatus(name=name, reachable=False)
+        return peer_status_from_patroni(name, body)
+
+    def post_failsafe(self, names: tuple[str, ...]) -> Gen:
+        calls = [self.node.world.env.process(self._post(name)) for name in names]
+        if calls:
+            yield simpy.AllOf(self.node.world.env, calls)
+        return tuple(name for name, call in zip(names, calls, strict=True) if call.value)
+
+    def _post(self, name: str) -> Gen:
+        node = self.node
+        try:
+            return (
+                yield from node.net.call(
+                    node.name, name, node.failsafe_handler(name, node.name), FAILSAFE_TIMEOUT_S
+                )
+            )
+        except (Unreachable, Refused):
+            return False
+
+    def last_failsafe_heartbeat(self) -> FailsafeHeartbeat | None:
+        return self.heartbeat
+
+
+class SimNode:
+    """A database host in the simulated world."""
+
+    def __init__(
+        self,
+        world: World,
+        net: Network,
+        *,
+        local: LocalConfig,
+        pg: SimPostgres,
+        dcs: SimDcs,
+        clock: HostClock,
+        registry: dict[str, SimNode],
+        watchdog_device: bool = True,
+    ) -> None:
+        self.world, self.net, self.env = world, net, world.env
+        self.name = local.name
+        self.local = local
+        self.pg = pg
+        self.clock = clock
+        self.registry = registry
+        self.watchdog_device = watchdog_device
+        self.watchdog = SimWatchdog(self)
+        self.peers = NodePeers(self)
+        self.ports = Ports(
+            NodeDcs(self, dcs), NodePostgres(pg), self.watchdog, self.peers, NodeCallbacks()
+        )
+        self.dcs = dcs
+        self.status: AgentStatus | None = None
+        self.agent: simpy.Process | None = None
+        self.agent_paused: simpy.Event | None = None
+        self.machine_up = True
+
+    # ---------------------------------------------------------------- clocks
+
+    def now_mono(self) -> float:
+        return self.clock.mono(self.env.now)
+
+    def now_wall(self) -> float:
+        return self.clock.wall(self.env.now)
+
+    # ---------------------------------------------------------------- the agent
+
+    def start_agent(self) -> None:
+        self.status = AgentStatus(name=self.name, tags=self.local.tags)
+        self.agent = self.env.process(self._run_agent())
+
+    def _run_agent(self) -> Gen:
+        steps = agent_steps(self.local, NodeState(name=self.name))
+        request = next(steps)
+        try:
+            while True:
+                yield from self._agent_resumed()
+                request = steps.send((yield from self._answer(request)))
+        except simpy.Interrupt:
+            return
+        except AgentHalted:
+            self.world.record("agent", node=self.name, event="halted")
+        self.status = None
+        self.agent = None
+
+    def _agent_resumed(self) -> Gen:
+        while self.agent_paused is not None:
+            yield self.agent_paused
+
+    def _answer(self, request: Any) -> Gen:
+        kind = type(request)
+        if kind is Observe:
+            return (yield from self._observe(request))
+        if kind is Act:
+            return (yield from self._act(request.action))
+        if kind is Now:
+            return self.now_mono()
+        if kind is Sleep:
+            return (yield from self._sleep(request))
+        if kind is Emit:
+            return self._emit(request.event)
+        return self._publish(request.status)
+
+    def _observe(self, request: Observe) -> Gen:
+        cluster = request.previous_view
+        if request.reread_dcs:
+            try:
+                cluster = yield from self.dcs.read_cluster()
+            except DcsError:
+                cluster = None
+                self.world.record("dcs_error", node=self.name, op="read")
+        results: StepResults = request.results
+        return Observation(
+            now_mono=self.now_mono(),
+            now_wall=self.now_wall(),
+            cluster=cluster,
+            postgres=self.pg.state(),
+            lock_result=results.lock_result,
+            peers=results.peers,
+            failsafe_acks=results.failsafe_acks,
+            failsafe_heartbeat=self.peers.heartbeat,
+            failure=results.failure,
+            watchdog_available=self.watchdog_device,
+        )
+
+    def _act(self, action: Action) -> Gen:
+        call, method, args = bound_call(action, self.ports)
+        try:
+            result = yield from method(*args)
+        except (DcsError, ActionFailed) as error:
+            return error_outcome(call, error)
+        return call.shape(result)
+
+    def _sleep(self, request: Sleep) -> Gen:
+        until = self.clock.true_time_at_mono(request.until_mono)
+        timer = self.env.timeout(max(0.0, until - self.env.now))
+        if request.watch:
+            yield timer | self.dcs.watch()
+        else:
+            yield timer
+
+    def _publish(self, status: AgentStatus) -> None:
+        old = self.status
+        self.status = status
+        if old is None or old.role is not status.role:
+            self.world.record("agent_role", node=self.name, role=status.role.value)
+
+    def _emit(self, event: DecisionEvent | ActionsEvent) -> None:
+        if isinstance(event, DecisionEvent):
+            self.world.record(
+                "decision",
+                node=self.name,
+                reason=event.reason.value,
+                role=event.role.value,
+                actions=[type(a).__name__ for a in event.actions],
+                immediate=event.immediate,
+            )
+            return
+        for record in _lock_events(event):
+            self.world.record("lock", node=self.name, **record)
+        if event.dropped is not None:
+            self.world.record("dropped", node=self.name, action=type(event.dropped).__name__)
+
+    # ---------------------------------------------------------------- REST
+
+    def member_value(self, role: MemberRole) -> Member:
+        pg = self.pg.state()
+        return Member(
+            name=self.name,
+            api_url=self.local.api_url,
+            conn_url=self.local.conn_url,
+            role=role,
+            running=pg.run is not PgRun.STOPPED,
+            timeline=pg.timeline,
+            wal_lsn=pg.wal_lsn,
+            tags=self.local.tags,
+        )
+
+    def rest_handler(self, name: str, path: str) -> Callable[[], Gen]:
+        """A handler that answers GET `path` on host `name` (its agent's REST API)."""
+        target = self.registry[name]
+        return lambda: target._serve_rest(path)
+
+    def _serve_rest(self, path: str) -> Gen:
+        yield from self._agent_resumed()
+        status = self.status
+        if status is None:
+            raise Refused(self.name)
+        live = replace(status, postgres=self.pg.state())
+        if path == "/patroni":
+            return patroni_body(live, self.now_mono())
+        code, _ = answer(path, live, self.now_mono(), {})
+        return code
+
+    def failsafe_handler(self, name: str, leader: str) -> Callable[[], Gen]:
+        target = self.registry[name]
+        return lambda: target._accept_failsafe(leader)
+
+    def _accept_failsafe(self, leader: str) -> Gen:
+        yield from self._agent_resumed()
+        if self.status is None:
+            raise Refused(self.name)
+        if self.pg.state().is_primary:
+            return False  # Patroni answers 500: a running primary does not accept
+        self.peers.heartbeat = FailsafeHeartbeat(leader=leader, received_mono=self.now_mono())
+        return True
+
+    # ---------------------------------------------------------------- faults
+
+    def kill_agent(self) -> None:
+        if self.agent is not None and self.agent.is_alive:
+            self.agent.interrupt()
+        self.agent, self.status, self.agent_paused = None, None, None
+
+    def pause_agent(self) -> None:
+        if self.agent_paused is None:
+            self.agent_paused = self.env.event()
+
+    def resume_agent(self) -> None:
+        paused, self.agent_paused = self.agent_paused, None
+        if paused is not None:
+            paused.succeed()
+
+    def kill(self) -> None:
+        """The machine dies: everything on it stops, its network goes silent."""
+        self.kill_agent()
+        self.pg.crash()
+        self.watchdog.stop()
+        self.peers.heartbeat = None
+        self.machine_up = False
+        self.net.set_down(self.name, True)
+
+    def restart(self) -> None:
+        """The machine comes back: network up, agent started; PostgreSQL waits for the agent."""
+        if self.machine_up:
+            return
+        self.machine_up = True
+        self.net.set_down(self.name, False)
+        self.start_agent()
+
+    def reset(self) -> None:
+        """What a watchdog does: an immediate reset, and the machine boots again."""
+        self.kill()
+        self.env.process(self._reboot())
+
+    def _reboot(self) -> Gen:
+        yield self.env.timeout(REBOOT_S)
+        self.restart()
+
+
+def _lock_events(event: ActionsEvent) -> list[dict[str, Any]]:
+    # The lock and watchdog events of one step, from what ran (docs/history.md).
+    out: list[dict[str, Any]] = []
+    for action in event.ran:
+        ok = action is not event.failed
+        if isinstance(action, AcquireLock) and ok:
+            out.append({"event": "acquired"})
+        elif isinstance(action, RenewLock):
+            lost = event.lock_result is LockResult.CAS_FAILED
+            out.append({"event": "renewed" if ok else ("lost" if lost else "error")})
+        elif isinstance(action, ReleaseLock) and ok:
+            out.append({"event": "released"})
+    return out
