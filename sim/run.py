@@ -174,24 +174,15 @@ def _record_start(sim: Simulation) -> None:
 
 def _final_reads(sim: Simulation) -> None:
     for name, node in sorted(sim.nodes.items()):
-        pg = node.pg.state()
-        role = (
-            "primary" if pg.is_primary else ("replica" if pg.run.value == "running" else "stopped")
-        )
-        sim.world.record(
-            "final_read",
-            node=name,
-            ids=node.pg.final_ids(),
-            timeline=pg.timeline,
-            lsn=pg.wal_lsn,
-            role=role,
-        )
+        sim.world.record("final_read", node=name, **node.pg.final_read())
 
 
 def run(sim: Simulation, *, settle_s: float = SETTLE_S) -> Simulation:
     """Run the scenario to its end, heal, settle, read every node's data."""
     scenario, env = sim.scenario, sim.world.env
     _record_start(sim)
+    for name in scenario.node_names:
+        sim.nodes[name].pg.announce()
     for name in scenario.node_names:
         sim.nodes[name].start_agent()
     if sim.haproxy is not None:
