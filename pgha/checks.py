@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import math
-import re
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, overload
 
 from pgha.history import Event, HistoryError
+from pgha.scenario import ChecksSpec
 
 FAILOVER_FAULT_KINDS = frozenset(
     {"kill", "partition", "pause", "kill_agent", "kill_postgres", "etcd"}
@@ -69,67 +69,36 @@ class CheckResult:
         }
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+def spec_from_history(spec: Mapping[str, Any]) -> ChecksSpec:
+    """The checks named in a history's `run_start` (the scenario's `ChecksSpec`, as written).
+
+    Only what the mapping names is checked: a missing key is a check switched off.
+
+    Raises:
+        HistoryError: an unknown key or a value of the wrong type.
+    """
+    unknown = sorted(set(spec) - set(_SPEC_TYPES))
+    if unknown:
+        raise HistoryError(f"run_start.checks: unknown keys {unknown}")
+    for key, value in spec.items():
+        kinds = _SPEC_TYPES[key]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise HistoryError(f"run_start.checks.{key}: unexpected value {value!r}")
+    named = {key: _as_float(key, value) for key, value in spec.items()}
+    return ChecksSpec(**{"no_split_brain": False, "no_lost_acknowledged_writes": False, **named})
 
 
-def _seconds(value: Any, key: str) -> float | None:
-    """A duration in seconds from a number or a string such as `45s`, `2m`, `500ms`."""
-    if value is None or value is False:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise ValueError(f"checks: {key} must be a duration (seconds or e.g. '45s'), got {value!r}")
-    return float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
+_SPEC_TYPES: Mapping[str, tuple[type, ...]] = {
+    "no_split_brain": (bool,),
+    "no_lost_acknowledged_writes": (bool,),
+    "max_lost_writes": (int, type(None)),
+    "failover_within_s": (int, float, type(None)),
+    "eventually_healthy_s": (int, float, type(None)),
+}
 
 
-@dataclass(frozen=True, slots=True)
-class ChecksSpec:
-    """Which checks to run. None / False disables one."""
-
-    no_split_brain: bool = False
-    no_lost_acknowledged_writes: bool = False
-    max_lost_writes: int | None = None
-    failover_within_s: float | None = None
-    eventually_healthy_s: float | None = None
-
-    @classmethod
-    def safety(cls) -> ChecksSpec:
-        """The two safety invariants, used when neither caller nor history names checks."""
-        return cls(no_split_brain=True, no_lost_acknowledged_writes=True)
-
-    @classmethod
-    def from_mapping(cls, spec: Mapping[str, Any]) -> ChecksSpec:
-        """From a scenario's `checks` (keys with or without `_s`; durations as seconds or '45s')."""
-        known = {
-            "no_split_brain",
-            "no_lost_acknowledged_writes",
-            "max_lost_writes",
-            "failover_within",
-            "failover_within_s",
-            "eventually_healthy",
-            "eventually_healthy_s",
-        }
-        unknown = sorted(set(spec) - known)
-        if unknown:
-            raise ValueError(f"checks: unknown keys {unknown}; expected some of {sorted(known)}")
-        max_lost = spec.get("max_lost_writes")
-        if max_lost is not None and (not isinstance(max_lost, int) or isinstance(max_lost, bool)):
-            raise ValueError(f"checks: max_lost_writes must be an integer, got {max_lost!r}")
-        return cls(
-            no_split_brain=bool(spec.get("no_split_brain", False)),
-            no_lost_acknowledged_writes=bool(spec.get("no_lost_acknowledged_writes", False)),
-            max_lost_writes=max_lost,
-            failover_within_s=_either(spec, "failover_within"),
-            eventually_healthy_s=_either(spec, "eventually_healthy"),
-        )
-
-
-def _either(spec: Mapping[str, Any], key: str) -> float | None:
-    with_unit = key + "_s"
-    return _seconds(spec.get(with_unit, spec.get(key)), with_unit)
+def _as_float(key: str, value: Any) -> Any:
+    return float(value) if key.endswith("_s") and value is not None else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +107,7 @@ class CheckReport:
 
     results: tuple[CheckResult, ...]
     summary: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    spec: ChecksSpec = ChecksSpec()
+    spec: ChecksSpec = field(default_factory=ChecksSpec)
 
     @property
     def ok(self) -> bool:
@@ -1202,7 +1171,7 @@ def run_checks(
     """Run the enabled checks in one pass over `events` (or on facts already collected).
 
     `checks_spec` None: the `checks` of the history's `run_start`; failing that, the two safety
-    invariants (`ChecksSpec.safety()`).
+    invariants (the scenario defaults, `ChecksSpec()`).
     """
     facts = events if isinstance(events, RunFacts) else collect_facts(events)
     spec = _resolve_spec(checks_spec, facts)
@@ -1222,11 +1191,11 @@ def _resolve_spec(spec: ChecksSpec | Mapping[str, Any] | None, facts: RunFacts) 
     if isinstance(spec, ChecksSpec):
         return spec
     if spec is not None:
-        return ChecksSpec.from_mapping(spec)
+        return spec_from_history(spec)
     from_history = facts.run.get("checks")
     if isinstance(from_history, Mapping):
-        return ChecksSpec.from_mapping(from_history)
-    return ChecksSpec.safety()
+        return spec_from_history(from_history)
+    return ChecksSpec()
 
 
 def summarize(facts: RunFacts) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from pgha.checks import (
     LOST_WRITES,
     SPLIT_BRAIN,
     CheckReport,
-    ChecksSpec,
     Violation,
     check_eventually_healthy,
     collect_facts,
@@ -21,8 +20,10 @@ from pgha.checks import (
     no_lost_acknowledged_writes,
     no_split_brain,
     run_checks,
+    spec_from_history,
 )
 from pgha.history import Event, HistoryError
+from pgha.scenario import ChecksSpec
 from tests.history.histories import (
     Run,
     async_loss,
@@ -38,7 +39,7 @@ from tests.history.histories import (
 
 def test_clean_failover_passes_every_check() -> None:
     run, _ = clean_failover()
-    spec = ChecksSpec(True, True, None, 15.0, 5.0)
+    spec = ChecksSpec(failover_within_s=15.0, eventually_healthy_s=5.0)
     report = run_checks(run.events(), spec)
     assert report.ok
     assert [r.name for r in report.results] == [SPLIT_BRAIN, LOST_WRITES, FAILOVER, HEALTHY]
@@ -48,7 +49,7 @@ def test_clean_failover_passes_every_check() -> None:
 
 def test_clean_failover_measures() -> None:
     run, ids = clean_failover()
-    report = run_checks(run.events(), ChecksSpec(True, True, None, 15.0, 5.0))
+    report = run_checks(run.events(), ChecksSpec(failover_within_s=15.0, eventually_healthy_s=5.0))
     failover = report.result(FAILOVER)
     assert failover is not None
     assert failover.metrics["failover_times_s"] == [pytest.approx(11.71)]
@@ -524,49 +525,49 @@ def test_empty_history() -> None:
 # ---------------------------------------------------------------- specs and run_checks
 
 
-def test_spec_from_mapping() -> None:
-    spec = ChecksSpec.from_mapping(
+def test_spec_from_history_reads_the_scenario_checks_as_written() -> None:
+    spec = spec_from_history(
         {
             "no_split_brain": True,
-            "no_lost_acknowledged_writes": True,
+            "no_lost_acknowledged_writes": False,
             "max_lost_writes": 200,
-            "failover_within": "45s",
-            "eventually_healthy_s": 60,
+            "failover_within_s": 45,
+            "eventually_healthy_s": None,
         }
     )
-    assert spec == ChecksSpec(True, True, 200, 45.0, 60.0)
-    assert ChecksSpec.from_mapping({"failover_within": "1.5m"}).failover_within_s == 90.0
-    assert ChecksSpec.from_mapping({"failover_within": "500ms"}).failover_within_s == 0.5
-    assert ChecksSpec.from_mapping({"eventually_healthy": "2h"}).eventually_healthy_s == 7200.0
-    assert ChecksSpec.from_mapping({"failover_within": False}).failover_within_s is None
-    assert ChecksSpec.from_mapping({}) == ChecksSpec()
+    assert spec == ChecksSpec(
+        no_lost_acknowledged_writes=False, max_lost_writes=200, failover_within_s=45.0
+    )
+    off = ChecksSpec(no_split_brain=False, no_lost_acknowledged_writes=False)
+    assert spec_from_history({}) == off
 
 
 @pytest.mark.parametrize(
-    ("spec", "message"),
+    ("spec", "key"),
     [
         ({"no_split_brian": True}, "unknown keys"),
-        ({"max_lost_writes": "10"}, "max_lost_writes must be an integer"),
-        ({"max_lost_writes": True}, "max_lost_writes must be an integer"),
-        ({"failover_within": "soon"}, "failover_within_s must be a duration"),
-        ({"failover_within": True}, "failover_within_s must be a duration"),
+        ({"max_lost_writes": "10"}, "max_lost_writes"),
+        ({"max_lost_writes": True}, "max_lost_writes"),
+        ({"failover_within_s": "soon"}, "failover_within_s"),
+        ({"failover_within_s": True}, "failover_within_s"),
+        ({"no_split_brain": 1}, "no_split_brain"),
     ],
 )
-def test_bad_specs(spec: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        ChecksSpec.from_mapping(spec)
+def test_bad_specs_in_a_history(spec: dict[str, Any], key: str) -> None:
+    with pytest.raises(HistoryError, match=key):
+        spec_from_history(spec)
 
 
 def test_run_checks_takes_the_spec_from_the_history_or_defaults_to_safety() -> None:
-    run = Run(checks={"failover_within": "10s"})
+    run = Run(checks={"failover_within_s": 10.0})
     run.ev(1.0, "run_end")
     assert [r.name for r in run_checks(run.events()).results] == [FAILOVER]
     plain = Run()
     plain.ev(1.0, "run_end")
     report = run_checks(plain.events())
     assert [r.name for r in report.results] == [SPLIT_BRAIN, LOST_WRITES]
-    assert report.spec == ChecksSpec.safety()
-    mapped = run_checks(plain.events(), {"eventually_healthy": 5})
+    assert report.spec == ChecksSpec()
+    mapped = run_checks(plain.events(), {"eventually_healthy_s": 5})
     assert [r.name for r in mapped.results] == [HEALTHY]
     assert mapped.result("nope") is None
 

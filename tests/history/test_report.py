@@ -10,7 +10,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from pgha.checks import ChecksSpec, collect_facts, run_checks
+from pgha.checks import collect_facts, run_checks
 from pgha.history import HistoryWriter
 from pgha.report import (
     bin_width_s,
@@ -19,6 +19,7 @@ from pgha.report import (
     write_counts,
     write_report,
 )
+from pgha.scenario import ChecksSpec
 from tests.history.histories import Run, clean_failover, split_brain, steady
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -95,7 +96,7 @@ def test_split_brain_report_files(tmp_path: Path) -> None:
 def test_passing_report_from_events(tmp_path: Path) -> None:
     run, _ = clean_failover()
     events = run.events()
-    report = run_checks(events, ChecksSpec(True, True, None, 15.0, 5.0))
+    report = run_checks(events, ChecksSpec(failover_within_s=15.0, eventually_healthy_s=5.0))
     files = write_report(events, report, tmp_path)
     summary = json.loads(files.summary_json.read_text())
     assert summary["verdict"] == "pass"
@@ -114,7 +115,8 @@ def test_report_without_faults_or_run_start(tmp_path: Path) -> None:
     run = steady(Run())
     run.writes([1.0, 2.0], "n1")
     events = [e for e in run.events() if e.kind != "run_start"]
-    files = write_report(events, run_checks(events, ChecksSpec()), tmp_path)
+    nothing = ChecksSpec(no_split_brain=False, no_lost_acknowledged_writes=False)
+    files = write_report(events, run_checks(events, nothing), tmp_path)
     assert "No faults." in files.report_html.read_text()
     suite = ET.parse(files.junit_xml).getroot().find("testsuite")
     assert suite is not None
