@@ -101,190 +101,113 @@ def _later(new: _T | None, old: _T | None) -> _T | None:
 
 
 # ---------------------------------------------------------------- one action
+#
+# Each action is one port call, described as data: which port, which method, which arguments, and
+# how its return value becomes an Outcome. The blocking executor below and the simulator's SimPy
+# executor both read this one table, so the worlds cannot drift apart.
 
 
-def _lock(call: Callable[[], LockResult]) -> Outcome:
-    try:
-        result = call()
-    except DcsError:
-        result = LockResult.DCS_ERROR
-    return Outcome(ok=result is LockResult.OK, lock_result=result)
+def _ok(_: object) -> Outcome:
+    return OK
 
 
-def _cas(won: bool) -> Outcome:
+def _cas(won: object) -> Outcome:
     return OK if won else NOT_OK
 
 
-def _acquire_initialize(_: AcquireInitialize, p: Ports) -> Outcome:
-    return _lock(lambda: LockResult.OK if p.dcs.acquire_initialize() else LockResult.CAS_FAILED)
+def _lock_outcome(result: object) -> Outcome:
+    lock = result if isinstance(result, LockResult) else _won(result)
+    return Outcome(ok=lock is LockResult.OK, lock_result=lock)
 
 
-def _write_initialize(a: WriteInitialize, p: Ports) -> Outcome:
-    p.dcs.write_initialize(a.sysid)
-    return OK
+def _won(won: object) -> LockResult:
+    return LockResult.OK if won else LockResult.CAS_FAILED
 
 
-def _delete_initialize(_: DeleteInitialize, p: Ports) -> Outcome:
-    p.dcs.delete_initialize()
-    return OK
-
-
-def _write_config(_: WriteConfig, p: Ports) -> Outcome:
-    p.dcs.write_config()
-    return OK
-
-
-def _bootstrap(_: Bootstrap, p: Ports) -> Outcome:
-    p.postgres.bootstrap()
-    return OK
-
-
-def _create_replica(a: CreateReplica, p: Ports) -> Outcome:
-    p.postgres.create_replica(a.source)
-    return OK
-
-
-def _acquire_lock(_: AcquireLock, p: Ports) -> Outcome:
-    return _lock(p.dcs.acquire_lock)
-
-
-def _renew_lock(a: RenewLock, p: Ports) -> Outcome:
-    return _lock(lambda: p.dcs.renew_lock(a.version))
-
-
-def _release_lock(a: ReleaseLock, p: Ports) -> Outcome:
-    p.dcs.release_lock(a.version)
-    return OK
-
-
-def _promote(_: Promote, p: Ports) -> Outcome:
-    p.postgres.promote()
-    return OK
-
-
-def _demote(a: Demote, p: Ports) -> Outcome:
-    p.postgres.demote(a.mode)
-    return OK
-
-
-def _start(a: StartPostgres, p: Ports) -> Outcome:
-    p.postgres.start(a.as_primary)
-    return OK
-
-
-def _follow(a: Follow, p: Ports) -> Outcome:
-    p.postgres.follow(a.leader)
-    return OK
-
-
-def _rewind(a: Rewind, p: Ports) -> Outcome:
-    p.postgres.rewind(a.source)
-    return OK
-
-
-def _reinit(a: Reinit, p: Ports) -> Outcome:
-    p.postgres.reinit(a.source)
-    return OK
-
-
-def _arm_watchdog(a: ArmWatchdog, p: Ports) -> Outcome:
-    armed = p.watchdog.arm(a.timeout_s)
+def _armed(armed: object) -> Outcome:
     return OK if armed else Outcome(ok=False, failure=Failure.WATCHDOG)
 
 
-def _kick_watchdog(_: KickWatchdog, p: Ports) -> Outcome:
-    p.watchdog.kick()
-    return OK
+def _peers(peers: object) -> Outcome:
+    return Outcome(peers=peers)  # type: ignore[arg-type]
 
 
-def _disable_watchdog(_: DisableWatchdog, p: Ports) -> Outcome:
-    p.watchdog.disable()
-    return OK
+def _acks(acks: object) -> Outcome:
+    return Outcome(failsafe_acks=acks)  # type: ignore[arg-type]
 
 
-def _fetch_peers(a: FetchPeerStatus, p: Ports) -> Outcome:
-    return Outcome(peers=p.peers.fetch_status(a.members))
+def _none(_: object) -> tuple[object, ...]:
+    return ()
 
 
-def _post_failsafe(a: PostFailsafe, p: Ports) -> Outcome:
-    return Outcome(failsafe_acks=p.peers.post_failsafe(a.members))
+@dataclass(frozen=True, slots=True)
+class Call:
+    """How one action type runs: `ports.<port>.<method>(*args(action))`, shaped into an Outcome.
+
+    `lock`: a DCS error is the result (LockResult.DCS_ERROR) rather than a plain failure.
+    """
+
+    port: str
+    method: str
+    args: Callable[[Any], tuple[object, ...]] = _none
+    shape: Callable[[object], Outcome] = _ok
+    lock: bool = False
 
 
-def _write_failsafe(a: WriteFailsafe, p: Ports) -> Outcome:
-    p.dcs.write_failsafe(a.members)
-    return OK
-
-
-def _write_sync(a: WriteSync, p: Ports) -> Outcome:
-    return _cas(p.dcs.write_sync(a.leader, a.standbys, a.quorum, a.version))
-
-
-def _set_ssn(a: SetSyncStandbyNames, p: Ports) -> Outcome:
-    p.postgres.set_sync_standby_names(a.value)
-    return OK
-
-
-def _write_status(a: WriteStatus, p: Ports) -> Outcome:
-    p.dcs.write_status(a.optime_lsn)
-    return OK
-
-
-def _append_history(a: AppendHistory, p: Ports) -> Outcome:
-    p.dcs.append_history(a.entry)
-    return OK
-
-
-def _clear_failover(a: ClearFailover, p: Ports) -> Outcome:
-    return _cas(p.dcs.clear_failover(a.version))
-
-
-def _run_callback(a: RunCallback, p: Ports) -> Outcome:
-    p.callbacks.run(a.event, a.role)
-    return OK
-
-
-def _update_member(a: UpdateMember, p: Ports) -> Outcome:
-    p.dcs.update_member(a.role)
-    return OK
-
-
-def _halt(_: Halt, __: Ports) -> Outcome:
-    raise AgentHalted("the engine halted the agent")
-
-
-Handler = Callable[[Any, Ports], Outcome]
-
-HANDLERS: Mapping[type[Any], Handler] = {
-    AcquireInitialize: _acquire_initialize,
-    WriteInitialize: _write_initialize,
-    DeleteInitialize: _delete_initialize,
-    WriteConfig: _write_config,
-    Bootstrap: _bootstrap,
-    CreateReplica: _create_replica,
-    AcquireLock: _acquire_lock,
-    RenewLock: _renew_lock,
-    ReleaseLock: _release_lock,
-    Promote: _promote,
-    Demote: _demote,
-    StartPostgres: _start,
-    Follow: _follow,
-    Rewind: _rewind,
-    Reinit: _reinit,
-    ArmWatchdog: _arm_watchdog,
-    KickWatchdog: _kick_watchdog,
-    DisableWatchdog: _disable_watchdog,
-    FetchPeerStatus: _fetch_peers,
-    PostFailsafe: _post_failsafe,
-    WriteFailsafe: _write_failsafe,
-    WriteSync: _write_sync,
-    SetSyncStandbyNames: _set_ssn,
-    WriteStatus: _write_status,
-    AppendHistory: _append_history,
-    ClearFailover: _clear_failover,
-    RunCallback: _run_callback,
-    UpdateMember: _update_member,
-    Halt: _halt,
+CALLS: Mapping[type[Any], Call] = {
+    AcquireInitialize: Call("dcs", "acquire_initialize", shape=_lock_outcome, lock=True),
+    WriteInitialize: Call("dcs", "write_initialize", lambda a: (a.sysid,)),
+    DeleteInitialize: Call("dcs", "delete_initialize"),
+    WriteConfig: Call("dcs", "write_config"),
+    Bootstrap: Call("postgres", "bootstrap"),
+    CreateReplica: Call("postgres", "create_replica", lambda a: (a.source,)),
+    AcquireLock: Call("dcs", "acquire_lock", shape=_lock_outcome, lock=True),
+    RenewLock: Call("dcs", "renew_lock", lambda a: (a.version,), _lock_outcome, lock=True),
+    ReleaseLock: Call("dcs", "release_lock", lambda a: (a.version,)),
+    Promote: Call("postgres", "promote"),
+    Demote: Call("postgres", "demote", lambda a: (a.mode,)),
+    StartPostgres: Call("postgres", "start", lambda a: (a.as_primary,)),
+    Follow: Call("postgres", "follow", lambda a: (a.leader,)),
+    Rewind: Call("postgres", "rewind", lambda a: (a.source,)),
+    Reinit: Call("postgres", "reinit", lambda a: (a.source,)),
+    ArmWatchdog: Call("watchdog", "arm", lambda a: (a.timeout_s,), _armed),
+    KickWatchdog: Call("watchdog", "kick"),
+    DisableWatchdog: Call("watchdog", "disable"),
+    FetchPeerStatus: Call("peers", "fetch_status", lambda a: (a.members,), _peers),
+    PostFailsafe: Call("peers", "post_failsafe", lambda a: (a.members,), _acks),
+    WriteFailsafe: Call("dcs", "write_failsafe", lambda a: (a.members,)),
+    WriteSync: Call(
+        "dcs", "write_sync", lambda a: (a.leader, a.standbys, a.quorum, a.version), _cas
+    ),
+    SetSyncStandbyNames: Call("postgres", "set_sync_standby_names", lambda a: (a.value,)),
+    WriteStatus: Call("dcs", "write_status", lambda a: (a.optime_lsn,)),
+    AppendHistory: Call("dcs", "append_history", lambda a: (a.entry,)),
+    ClearFailover: Call("dcs", "clear_failover", lambda a: (a.version,), _cas),
+    RunCallback: Call("callbacks", "run", lambda a: (a.event, a.role)),
+    UpdateMember: Call("dcs", "update_member", lambda a: (a.role,)),
 }
+
+
+def bound_call(
+    action: Action, ports: object
+) -> tuple[Call, Callable[..., Any], tuple[object, ...]]:
+    """The Call of `action`, the bound port method and its arguments.
+
+    Raises:
+        AgentHalted: the action is Halt.
+    """
+    if isinstance(action, Halt):
+        raise AgentHalted("the engine halted the agent")
+    call = CALLS[type(action)]
+    method = getattr(getattr(ports, call.port), call.method)
+    return call, method, call.args(action)
+
+
+def error_outcome(call: Call, error: Exception) -> Outcome:
+    """The outcome of a call that raised DcsError or ActionFailed."""
+    if isinstance(error, ActionFailed):
+        return Outcome(ok=False, failure=error.failure)
+    return Outcome(ok=False, lock_result=LockResult.DCS_ERROR) if call.lock else NOT_OK
 
 
 def execute(action: Action, ports: Ports) -> Outcome:
@@ -296,12 +219,12 @@ def execute(action: Action, ports: Ports) -> Outcome:
     Raises:
         AgentHalted: the action is Halt.
     """
+    call, method, args = bound_call(action, ports)
     try:
-        return HANDLERS[type(action)](action, ports)
-    except DcsError:
-        return NOT_OK
-    except ActionFailed as failed:
-        return Outcome(ok=False, failure=failed.failure)
+        result = method(*args)
+    except (DcsError, ActionFailed) as error:
+        return error_outcome(call, error)
+    return call.shape(result)
 
 
 # ---------------------------------------------------------------- a list of actions

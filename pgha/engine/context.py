@@ -168,20 +168,29 @@ def _lock_deadline(state: NodeState, memo: CycleMemo, obs: Observation) -> float
 def absorb(state: NodeState, obs: Observation) -> NodeState:
     """Fold the observation and the previous step's results into the state."""
     memo = _memo(state, obs)
-    state = replace(state, memo=memo, lock_deadline_mono=_lock_deadline(state, memo, obs))
+    changes: dict[str, Any] = {"memo": memo, "lock_deadline_mono": _lock_deadline(state, memo, obs)}
     if obs.failure is Failure.WATCHDOG:
-        state = replace(state, watchdog_timeout_s=None)
+        changes["watchdog_timeout_s"] = None
     if obs.failure is Failure.REWIND:
-        state = replace(state, rewind_failed=True)
+        changes["rewind_failed"] = True
     view = obs.cluster
-    if view is None:
-        return state
-    state = replace(state, config=view.config, last_failsafe=view.failsafe)
-    if view.leader is not None:
-        state = replace(state, former_leader=view.leader.holder, old_members=view.members)
-        if view.leader.holder != state.name:
-            state = replace(state, failsafe_active=False)
-    return state
+    if view is not None:
+        changes["config"] = view.config
+        changes["last_failsafe"] = view.failsafe
+        changes.update(_leader_memory(state.name, view))
+    return replace(state, **changes)
+
+
+def _leader_memory(name: str, view: ClusterView) -> dict[str, Any]:
+    # Remember the last view that had a leader (Patroni's old_cluster); another holder ends
+    # any failsafe leadership of ours.
+    leader = view.leader
+    if leader is None:
+        return {}
+    memory: dict[str, Any] = {"former_leader": leader.holder, "old_members": view.members}
+    if leader.holder != name:
+        memory["failsafe_active"] = False
+    return memory
 
 
 def _derive_once(role: Role, pg: PostgresState, holds: bool) -> Role:
