@@ -96,8 +96,9 @@ def main() -> int:
         command = [sys.executable, __file__, "--case", text]
         if args.profile:
             command.append("--profile")
-        out = subprocess.run(command, check=True, capture_output=not args.profile, text=True)
-        result = json.loads(out.stdout.strip().splitlines()[-1]) if out.stdout else {}
+        # stdout carries the JSON result; a profile goes to stderr, shown as it is printed.
+        out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+        result = json.loads(out.stdout.strip().splitlines()[-1])
         speed = result["simulated_s"] / result["wall_s"]
         target = TARGETS[label]
         print(

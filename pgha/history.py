@@ -11,9 +11,11 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from json.encoder import encode_basestring_ascii
+from operator import itemgetter
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any, TextIO
@@ -54,7 +56,6 @@ class Event:
 # ---------------------------------------------------------------- writing
 
 
-_PLAIN = (str, int, bool, type(None))  # written as they are
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
@@ -73,25 +74,82 @@ def _normalize(value: Any) -> Any:
     return value
 
 
-def _normalize_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """`_normalize` for the top level, with a fast path for the plain values most events carry."""
-    return {k: v if type(v) in _PLAIN else _normalize(v) for k, v in fields.items()}
+# Speed: a simulated day writes millions of lines, and `json` spends most of its time in generic
+# machinery (the normalized copy, sorting item pairs, float rounding and repr). So a line is filled
+# into a template made once per set of field names (keys sorted and escaped, `%s` for each value),
+# with each value's JSON text made by the very function `json` uses for its type (str, int, bool,
+# None), `_float_text` for floats, item by item for lists and tuples, and `_ENCODER` for anything
+# else (normalized first). The bytes are those `_ENCODER.encode` gives for the normalized event:
+# tests/history pins them against it.
+_CONSTANTS: dict[object, str] = {None: "null", True: "true", False: "false"}
+_Layout = tuple[str, Callable[[list[str]], tuple[str, ...]]]  # template, values in key order
+_LAYOUTS: dict[tuple[bool, tuple[str, ...]], _Layout] = {}  # (has node, names) -> layout
+
+
+def _float_text(value: float) -> str:
+    """`value` rounded to the microsecond, as JSON (json's ValueError if it is not finite)."""
+    if 1e-4 <= value < 1e9 or -1e9 < value <= -1e-4:
+        # The common case, 4x faster than repr(round()) and equal to it: ".6f" rounds exactly as
+        # round() does (both correctly rounded), and in this range repr() of the rounded float is
+        # those digits without trailing zeros: floats below 2**32 are closer together than 1e-6,
+        # so no shorter decimal maps to the same float, and repr() writes fixed-point from 1e-4.
+        text = f"{value:.6f}".rstrip("0")
+        return text + "0" if text[-1] == "." else text
+    rounded = round(value, TIME_DECIMALS)
+    return float.__repr__(rounded) if math.isfinite(rounded) else _ENCODER.encode(rounded)
+
+
+def _other_text(value: Any) -> str:
+    return _ENCODER.encode(_normalize(value))
+
+
+def _list_text(value: list[Any] | tuple[Any, ...]) -> str:
+    # Lists are common too (action names, write ids): item by item, as json writes them.
+    return "[" + ",".join([_TEXT.get(type(item), _other_text)(item) for item in value]) + "]"
+
+
+_TEXT: dict[type, Callable[[Any], str]] = {
+    str: encode_basestring_ascii,
+    int: int.__repr__,
+    float: _float_text,
+    bool: _CONSTANTS.__getitem__,
+    type(None): _CONSTANTS.__getitem__,
+    list: _list_text,
+    tuple: _list_text,
+}
+
+
+def _new_layout(names: tuple[str, ...], has_node: bool) -> _Layout:
+    """The template of events with these field names, and the getter that orders their texts."""
+    if RESERVED_KEYS.intersection(names):
+        clash = sorted(RESERVED_KEYS.intersection(names))
+        raise HistoryError(f"field names {clash} are reserved for the event itself")
+    if not all(type(name) is str for name in names):
+        raise HistoryError(f"field names must be strings, got {names!r}")
+    keys = [*names, "t", "kind", *(["node"] if has_node else [])]  # the order texts are made in
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    pairs = (encode_basestring_ascii(keys[i]).replace("%", "%%") + ":%s" for i in order)
+    layout = _LAYOUTS[has_node, names] = ("{" + ",".join(pairs) + "}", itemgetter(*order))
+    return layout
 
 
 def encode_event(t: float, kind: str, node: str | None, fields: Mapping[str, Any]) -> str:
     """One history line (without the newline): sorted keys, compact separators, rounded floats."""
-    if "t" in fields or "kind" in fields or "node" in fields:
-        clash = sorted(RESERVED_KEYS.intersection(fields))
-        raise HistoryError(f"field names {clash} are reserved for the event itself")
+    names, has_node = tuple(fields), node is not None
+    template, in_key_order = _LAYOUTS.get((has_node, names)) or _new_layout(names, has_node)
     if not isinstance(kind, str) or not kind:
         raise HistoryError(f"event kind must be a non-empty string, got {kind!r}")
-    obj = _normalize_fields(fields)
-    obj["t"] = _check_time(t)
-    obj["kind"] = kind
-    if node is not None:
-        obj["node"] = node
+    seconds = t if type(t) is float and math.isfinite(t) else _check_time(t)
     try:
-        return _ENCODER.encode(obj)
+        texts = [_TEXT.get(type(value), _other_text)(value) for value in fields.values()]
+        texts.append(_float_text(seconds))
+        # `kind` and `node` are written as given (not normalized).
+        texts.append(encode_basestring_ascii(kind) if type(kind) is str else _ENCODER.encode(kind))
+        if node is not None:
+            texts.append(
+                encode_basestring_ascii(node) if type(node) is str else _ENCODER.encode(node)
+            )
+        return template % in_key_order(texts)
     except (TypeError, ValueError) as exc:
         raise HistoryError(f"event {kind!r} at t={t}: {exc}") from exc
 
@@ -101,7 +159,7 @@ def _check_time(t: float) -> float:
         raise HistoryError(f"event time must be a finite number of seconds, got {t!r}")
     if not math.isfinite(t):
         raise HistoryError(f"event time must be a finite number of seconds, got {t!r}")
-    return round(float(t), TIME_DECIMALS)
+    return float(t)
 
 
 class HistoryWriter:
@@ -126,7 +184,7 @@ class HistoryWriter:
             self._owned = True
         else:
             self._out = target
-        self._last_t: float | None = None
+        self._last_seconds: float | None = None  # the last event's time, not rounded
         self._count = 0
 
     @property
@@ -137,19 +195,23 @@ class HistoryWriter:
     @property
     def last_t(self) -> float | None:
         """The (rounded) time of the last event written, None before the first."""
-        return self._last_t
+        last = self._last_seconds
+        return None if last is None else round(last, TIME_DECIMALS)
 
     def record(self, t: float, kind: str, node: str | None = None, **fields: Any) -> None:
         """Write one event now. Raises HistoryError if `t` is earlier than the previous event."""
         line = encode_event(t, kind, node, fields)
-        rounded = round(float(t), TIME_DECIMALS)
-        if self._last_t is not None and rounded < self._last_t:
-            raise HistoryError(
-                f"event {kind!r} at t={rounded} is earlier than the previous event "
-                f"(t={self._last_t})"
-            )
+        seconds, last = float(t), self._last_seconds
+        # Rounding is monotonic: only a time below the last one can round below it.
+        if last is not None and seconds < last:
+            rounded, last_rounded = round(seconds, TIME_DECIMALS), round(last, TIME_DECIMALS)
+            if rounded < last_rounded:
+                raise HistoryError(
+                    f"event {kind!r} at t={rounded} is earlier than the previous event "
+                    f"(t={last_rounded})"
+                )
         self._out.write(line + "\n")
-        self._last_t = rounded
+        self._last_seconds = seconds
         self._count += 1
 
     def write_event(self, event: Event) -> None:

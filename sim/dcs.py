@@ -61,6 +61,11 @@ def _name(member: Member) -> str:
     return member.name
 
 
+def _deliver(watch: simpy.Event) -> None:
+    if not watch.triggered:
+        watch.succeed()
+
+
 class SimDcs:
     """One host's etcd client: requests with a deadline, endpoint rotation, term tracking."""
 
@@ -95,7 +100,7 @@ class SimDcs:
     def _rotate(self) -> None:
         self._endpoint = (self._endpoint + 1) % len(self.endpoints)
 
-    def _request(self, serve: Callable[[str], Gen]) -> Gen:
+    def _request(self, serve: Callable[[str, float], Gen]) -> Gen:
         # Try members in turn until one answers with a term we can trust, or retry_timeout passes.
         deadline = self.env.now + self.config.retry_timeout_s
         while self.env.now < deadline:
@@ -116,16 +121,17 @@ class SimDcs:
         raise DcsError(f"{self.host}: etcd did not answer within retry_timeout")
 
     def _write(self, op: Callable[[EtcdCluster], Any]) -> Gen:
-        def serve(member: str) -> Gen:
-            return (yield from self.cluster.serve_write(member, op))
-
-        return (yield from self._request(serve))
+        # Plain functions that return the generators (not generators delegating to them): every
+        # level of `yield from` costs on each resume, and writes are most of the DCS traffic.
+        cluster = self.cluster
+        return self._request(lambda member, deadline: cluster.serve_write(member, op, deadline))
 
     # ---------------------------------------------------------------- reads and watches
 
     def read_cluster(self) -> Gen:
-        def serve(member: str) -> Gen:
-            snap = yield from self.cluster.serve_read(member, linearizable=self.linearizable)
+        def serve(member: str, deadline: float) -> Gen:
+            cluster, linearizable = self.cluster, self.linearizable
+            snap = yield from cluster.serve_read(member, deadline, linearizable=linearizable)
             return snap, snap.term
 
         snapshot = yield from self._request(serve)
@@ -145,12 +151,8 @@ class SimDcs:
         member = self.member
         delay = self.net.delay(member, self.host)
         if self.cluster.current(member) and delay is not None:
-            self.env.process(self._deliver(watch, delay))
-
-    def _deliver(self, watch: simpy.Event, delay: float) -> Gen:
-        yield self.env.timeout(delay)
-        if not watch.triggered:
-            watch.succeed()
+            timer = self.env.timeout(delay)  # a timer with a callback: no process per delivery
+            timer.callbacks.append(lambda _: _deliver(watch))
 
     # ---------------------------------------------------------------- leases
 

@@ -204,11 +204,12 @@ class EtcdCluster:
             self._schedule(lease, self.env.now + lease.ttl_s)
 
     def _schedule(self, lease: Lease, expiry: float) -> None:
+        # A timer with a callback, not a process: every keepalive schedules one.
         lease.expiry = expiry
-        self.env.process(self._expire(lease.id, expiry))
+        timer = self.env.timeout(max(0.0, expiry - self.env.now))
+        timer.callbacks.append(lambda _: self._expire(lease.id, expiry))
 
-    def _expire(self, lease_id: int, expiry: float) -> Generator[simpy.Event, Any, None]:
-        yield self.env.timeout(max(0.0, expiry - self.env.now))
+    def _expire(self, lease_id: int, expiry: float) -> None:
         lease = self.leases.get(lease_id)
         if lease is None or lease.expiry != expiry or self.leader is None:
             return  # renewed, revoked, or no leader to expire it (reset when one is elected)
@@ -266,55 +267,70 @@ class EtcdCluster:
 
     # ---------------------------------------------------------------- serving requests
 
-    def _wait_current(self, member: str) -> Generator[simpy.Event, Any, None]:
+    def _wait_current(self, member: str, deadline: float) -> Generator[simpy.Event, Any, None]:
+        # A member without a leader holds the request; the client gives up at its deadline.
         while not self.current(member):
-            yield self.changed
+            if self.env.now >= deadline:
+                raise Unreachable(f"etcd member {member} has no leader")
+            yield self.changed | self.env.timeout(deadline - self.env.now)
 
     def _majority_rtt(self, leader: str) -> float | None:
         # The leader commits once the fastest majority (itself included) acknowledged.
+        net, stopped, paused = self.net, self.stopped, self.net.is_paused
         rtts = [0.0]
         for other in self.members:
-            if other == leader or not self.healthy(other):
+            # `healthy(other)`, inlined: this runs for every write and linearizable read.
+            if other == leader or other in stopped or other in net.down or paused(other):
                 continue
-            there, back = self.net.delay(leader, other), self.net.delay(other, leader)
+            there, back = net.delay(leader, other), net.delay(other, leader)
             if there is not None and back is not None:
                 rtts.append(there + back)
         rtts.sort()
         return rtts[self.quorum - 1] if len(rtts) >= self.quorum else None
 
-    def _via_leader(self, member: str) -> Generator[simpy.Event, Any, str]:
+    def _via_leader(self, member: str, deadline: float) -> Generator[simpy.Event, Any, str]:
         # Forward to the leader and get a majority round trip; hang while that is impossible.
+        net, env = self.net, self.env
         while True:
-            yield from self._wait_current(member)
+            if not self.current(member):
+                yield from self._wait_current(member, deadline)
             leader = self.leader
-            assert leader is not None  # _wait_current returned: a leader is current
-            hops = [self.net.delay(member, leader), self.net.delay(leader, member)]
+            assert leader is not None  # a leader is current
+            there, back = net.delay(member, leader), net.delay(leader, member)
             rtt = self._majority_rtt(leader)
-            if rtt is not None and None not in hops:
-                delay = rtt + sum(h for h in hops if h is not None)
+            if rtt is not None and there is not None and back is not None:
+                delay = rtt + (there + back)
+                if env.now + delay > deadline:
+                    break  # the commit would come after the client gave up
                 if delay:
-                    yield self.env.timeout(delay)
+                    yield env.timeout(delay)
                 if self.current(member) and self.leader == leader:
                     return leader
+            elif env.now + self.election_timeout_s / 10 >= deadline:
+                break
             else:
-                yield self.env.timeout(self.election_timeout_s / 10)
+                yield env.timeout(self.election_timeout_s / 10)  # lost on the way: retransmit
+        if deadline > env.now:
+            yield env.timeout(deadline - env.now)
+        raise Unreachable(f"etcd member {member}: no commit before the deadline")
 
-    def serve_write(self, member: str, op: Op) -> Generator[simpy.Event, Any, tuple[Any, int]]:
+    def serve_write(
+        self, member: str, op: Op, deadline: float
+    ) -> Generator[simpy.Event, Any, tuple[Any, int]]:
         """Apply `op` through the leader; returns (op's result, raft term)."""
         self._refuse_if_stopped(member)
-        yield from self._via_leader(member)
+        yield from self._via_leader(member, deadline)
         return op(self), self.term
 
     def serve_read(
-        self, member: str, *, linearizable: bool
+        self, member: str, deadline: float, *, linearizable: bool
     ) -> Generator[simpy.Event, Any, Snapshot]:
         """A range read of everything: current through the leader, or the member's own copy."""
         self._refuse_if_stopped(member)
         if linearizable:
-            yield from self._via_leader(member)
+            yield from self._via_leader(member, deadline)
             return Snapshot(dict(self.kv), self.revision, self.term)
         state = self.members[member]
         if state.stale is not None:
             return state.stale
         return Snapshot(dict(self.kv), self.revision, self.term)
-        yield  # pragma: no cover - a generator

@@ -89,11 +89,13 @@ class FaultInjector:
             return
         applied = Applied(fault_id, spec, hosts, undo)
         self._record("start", spec, fault_id, hosts)
-        if spec.for_s is None or undo is None:
+        if undo is None:
             return
+        # Still in force until its `for` ends, a `heal` (network faults), or the end of the run.
         self.active.append(applied)
-        yield self.env.timeout(spec.for_s)
-        self.end(applied)
+        if spec.for_s is not None:
+            yield self.env.timeout(spec.for_s)
+            self.end(applied)
 
     def end(self, applied: Applied) -> None:
         """Undo one fault now (at its `for`, or when the run heals everything)."""
@@ -203,11 +205,16 @@ def _kill(f: FaultInjector, p: KillFault) -> tuple[tuple[str, ...], Undo | None]
 
 def _restart(f: FaultInjector, p: RestartFault) -> tuple[tuple[str, ...], Undo | None]:
     nodes = _nodes(f, p.target)
+    running = [node for node in nodes if node.machine_up]
+    names = {node.name for node in nodes}
+    for applied in list(f.active):  # a kill still in force on these machines ends here
+        if applied.spec.kind is FaultKind.KILL and names & set(applied.hosts):
+            f.end(applied)
     for node in nodes:
-        if node.machine_up:
-            node.reset()
+        if node in running:
+            node.reset()  # a running machine reboots
         else:
-            node.restart()
+            node.restart()  # a dead one starts (if ending its kill has not started it already)
     return tuple(n.name for n in nodes), None
 
 
@@ -320,7 +327,9 @@ def _clock(f: FaultInjector, p: ClockFault) -> tuple[tuple[str, ...], Undo | Non
             clock.set_drift(t, drift)
             clock.jump(t, offset - (clock.wall(t) - t))
 
-    return hosts, undo
+    # A jump is a one-off step of the wall clock: nothing to undo.
+    only_jump = p.offset_s is None and p.drift_ppm is None
+    return hosts, None if only_jump else undo
 
 
 def _etcd(f: FaultInjector, p: EtcdFault) -> tuple[tuple[str, ...], Undo | None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
@@ -19,6 +19,7 @@ import simpy
 from sim.world import World
 
 Z99 = 2.3263478740408408  # the standard normal's 99th percentile
+NV_MAGICCONST = 4 * math.exp(-0.5) / math.sqrt(2.0)  # as random.normalvariate's
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +28,14 @@ class Latency:
 
     median_s: float
     p99_s: float
+    mu: float = field(init=False)
+    sigma: float = field(init=False)
 
-    @property
-    def sigma(self) -> float:
-        return math.log(self.p99_s / self.median_s) / Z99 if self.p99_s > self.median_s else 0.0
+    def __post_init__(self) -> None:
+        spread = self.p99_s > self.median_s > 0
+        sigma = math.log(self.p99_s / self.median_s) / Z99 if spread else 0.0
+        object.__setattr__(self, "sigma", sigma)
+        object.__setattr__(self, "mu", math.log(self.median_s) if self.median_s > 0 else 0.0)
 
 
 class Unreachable(Exception):
@@ -47,28 +52,31 @@ class Network:
         self.default_latency = latency
         self.inter_dc_latency: Latency | None = None
         self._rng = world.rng("net")
+        self._random = self._rng.random
         self._blocked: dict[tuple[str, str], set[int]] = {}  # (src, dst) -> fault ids
         self._loss: dict[str, tuple[float, int]] = {}  # host -> (rate, fault id)
         self._extra: dict[str, tuple[Latency, int]] = {}  # host -> (latency, fault id)
         self.down: set[str] = set()
         self._paused: dict[str, simpy.Event] = {}
         self.listeners: list[Callable[[], None]] = []  # told after every change of reachability
+        self._dc: dict[str, str | None] = {}
 
     # ---------------------------------------------------------------- topology
 
     def add_host(self, name: str, datacenter: str | None = None) -> None:
         self.graph.add_node(name, dc=datacenter)
+        self._dc[name] = datacenter
 
     @property
     def hosts(self) -> list[str]:
         return list(self.graph.nodes)
 
     def _latency(self, src: str, dst: str) -> Latency:
-        extra = self._extra.get(src) or self._extra.get(dst)
-        if extra is not None:
-            return extra[0]
-        dcs = self.graph.nodes[src].get("dc"), self.graph.nodes[dst].get("dc")
-        if self.inter_dc_latency is not None and dcs[0] != dcs[1]:
+        if self._extra:
+            extra = self._extra.get(src) or self._extra.get(dst)
+            if extra is not None:
+                return extra[0]
+        if self.inter_dc_latency is not None and self._dc[src] != self._dc[dst]:
             return self.inter_dc_latency
         return self.default_latency
 
@@ -142,85 +150,106 @@ class Network:
 
     def delay(self, src: str, dst: str) -> float | None:
         """Sample a one-way delay, or None if this message is dropped."""
-        if not self.connected(src, dst):
-            return None
+        # The simulator's most frequent call (every hop of every request): cheap tests first.
         if src == dst:
-            return 0.0
-        for host in (src, dst):
-            loss = self._loss.get(host)
-            if loss is not None and self._rng.random() < loss[0]:
-                return None
-        lat = self._latency(src, dst)
-        if lat.sigma == 0.0:
+            return None if src in self.down else 0.0
+        down = self.down
+        if down and (src in down or dst in down):
+            return None
+        if self._blocked and (src, dst) in self._blocked:
+            return None
+        if self._loss:
+            for host in (src, dst):
+                loss = self._loss.get(host)
+                if loss is not None and self._rng.random() < loss[0]:
+                    return None
+        if self._extra or self.inter_dc_latency is not None:
+            lat = self._latency(src, dst)
+        else:
+            lat = self.default_latency
+        sigma = lat.sigma
+        if sigma == 0.0:
             return lat.median_s
-        return lat.median_s * math.exp(self._rng.gauss(0.0, lat.sigma))
+        # random.lognormvariate(lat.mu, sigma), inlined (two calls fewer): the same draws and
+        # arithmetic as its normalvariate (Kinderman and Monahan), so the same numbers.
+        random = self._random
+        while True:
+            u1 = random()
+            u2 = 1.0 - random()
+            z = NV_MAGICCONST * (u1 - 0.5) / u2
+            if z * z / 4.0 <= -math.log(u2):
+                return math.exp(lat.mu + z * sigma)
 
-    def wait_resumed(self, host: str) -> Generator[simpy.Event, Any, None]:
-        """Block while `host` is paused (its processes are SIGSTOPped)."""
+    def wait_resumed(self, host: str, deadline: float) -> Generator[simpy.Event, Any, None]:
+        """Block while `host` is paused (SIGSTOP).
+
+        Raises:
+            Unreachable: still paused at `deadline`.
+        """
         while host in self._paused:
-            yield self._paused[host]
+            if self.env.now >= deadline:
+                raise Unreachable(f"{host} is paused")
+            yield self._paused[host] | self.env.timeout(deadline - self.env.now)
 
     def call(
         self,
         src: str,
         dst: str,
-        handler: Callable[[], Generator[simpy.Event, Any, Any]],
+        handler: Callable[[float], Generator[simpy.Event, Any, Any]],
         timeout_s: float,
     ) -> Generator[simpy.Event, Any, Any]:
-        """Send a request, run `handler` at `dst`, and return its answer.
+        """Send a request, run `handler(deadline)` at `dst`, and return its answer.
+
+        The caller's own process carries the request (no process per call: this is the
+        simulator's hot path). A handler must not block past `deadline` (it raises Unreachable
+        instead). A lost request or answer costs the caller the whole timeout, as a real client
+        waits for its socket timeout; the handler's effects stay applied when only the answer is
+        lost.
 
         Raises:
             Unreachable: no answer within `timeout_s`.
-            Exception: whatever the handler raised, delivered back to the caller.
+            Exception: whatever the handler raised, as a remote error is delivered.
         """
-        reply = self.env.event()
+        env = self.env
+        deadline = env.now + timeout_s
         there = self.delay(src, dst)
-        if there is not None:
-            self.env.process(self._serve(src, dst, handler, there, reply))
-        timer = self.env.timeout(timeout_s)
-        yield reply | timer
-        if not reply.triggered:
-            raise Unreachable(f"{src} -> {dst}")
-        outcome = reply.value
-        if isinstance(outcome, _Raised):
-            raise outcome.error
-        return outcome
-
-    def _serve(
-        self,
-        src: str,
-        dst: str,
-        handler: Callable[[], Generator[simpy.Event, Any, Any]],
-        there: float,
-        reply: simpy.Event,
-    ) -> Generator[simpy.Event, Any, None]:
+        if there is None or there > timeout_s:
+            yield from self._give_up(deadline, src, dst)
         if there:
-            yield self.env.timeout(there)
-        yield from self.wait_resumed(dst)
+            yield env.timeout(there)
+        if dst in self._paused:
+            yield from self.wait_resumed(dst, deadline)
         if dst in self.down:
-            return
+            yield from self._give_up(deadline, src, dst)
         try:
-            value: Any = yield from handler()
-        except Exception as error:  # delivered to the caller, as a remote error would be
-            value = _Raised(error)
+            value = yield from handler(deadline)
+        except Unreachable:
+            raise  # the handler gave up at the deadline
+        except Exception as error:  # a remote error travels back like an answer
+            yield from self._travel_back(dst, src, deadline)
+            raise error from None
+        yield from self._travel_back(dst, src, deadline)
+        return value
+
+    def _travel_back(
+        self, dst: str, src: str, deadline: float
+    ) -> Generator[simpy.Event, Any, None]:
         back = self.delay(dst, src)
-        if back is None:
-            return
+        if back is None or self.env.now + back > deadline:
+            yield from self._give_up(deadline, src, dst)
         if back:
             yield self.env.timeout(back)
-        if not reply.triggered:
-            reply.succeed(value)
+
+    def _give_up(self, deadline: float, src: str, dst: str) -> Generator[simpy.Event, Any, None]:
+        if deadline > self.env.now:
+            yield self.env.timeout(deadline - self.env.now)
+        raise Unreachable(f"{src} -> {dst}")
 
 
-@dataclass(frozen=True, slots=True)
-class _Raised:
-    error: Exception
-
-
-def instant(value: Any) -> Callable[[], Generator[simpy.Event, Any, Any]]:
+def instant(value: Any) -> Callable[[float], Generator[simpy.Event, Any, Any]]:
     """A handler that answers `value` at once (no time passes at the destination)."""
 
-    def handler() -> Generator[simpy.Event, Any, Any]:
+    def handler(_deadline: float) -> Generator[simpy.Event, Any, Any]:
         return value
         yield  # pragma: no cover - makes this a generator
 

@@ -78,7 +78,11 @@ class NodeDcs:
         self.node, self.client = node, client
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
+        # Delegate to the client, and keep the bound method: __getattr__ is slow, and the
+        # executor looks a port method up for every action.
+        method = getattr(self.client, name)
+        setattr(self, name, method)
+        return method
 
     def write_config(self) -> Gen:
         return (yield from self.client.write_config())
@@ -94,7 +98,9 @@ class NodePostgres:
         self.pg = pg
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.pg, name)
+        method = getattr(self.pg, name)  # kept, as NodeDcs does
+        setattr(self, name, method)
+        return method
 
     def set_sync_standby_names(self, value: SyncStandbyNames) -> Gen:
         return (yield from self.pg.set_ssn(value))
@@ -139,12 +145,11 @@ class SimWatchdog:
     def _restart(self) -> None:
         self._generation += 1
         assert self.timeout_s is not None
-        env = self.node.world.env
-        env.process(self._expire(self._generation, env.now + self.timeout_s))
+        generation = self._generation
+        timer = self.node.world.env.timeout(self.timeout_s)  # a timer, not a process per kick
+        timer.callbacks.append(lambda _: self._expire(generation))
 
-    def _expire(self, generation: int, at: float) -> Gen:
-        env = self.node.world.env
-        yield env.timeout(at - env.now)
+    def _expire(self, generation: int) -> None:
         if generation == self._generation and self.timeout_s is not None:
             self.stop()
             self.node.world.record("watchdog", node=self.node.name, event="fired")
@@ -247,8 +252,24 @@ class SimNode:
         request = next(steps)
         try:
             while True:
-                yield from self._agent_resumed()
-                request = steps.send((yield from self._answer(request)))
+                if self.agent_paused is not None:
+                    yield from self._agent_resumed()
+                # The requests that take simulated time are generators; the others are answered
+                # here at once (no generator per request: this loop runs for every step).
+                answer: Any = None
+                if isinstance(request, Act):
+                    answer = yield from self._act(request.action)
+                elif isinstance(request, Observe):
+                    answer = yield from self._observe(request)
+                elif isinstance(request, Sleep):
+                    yield from self._sleep(request)
+                elif isinstance(request, Now):
+                    answer = self.now_mono()
+                elif isinstance(request, Emit):
+                    self._emit(request.event)
+                else:
+                    self._publish(request.status)
+                request = steps.send(answer)
         except simpy.Interrupt:
             return
         except AgentHalted:
@@ -259,20 +280,6 @@ class SimNode:
     def _agent_resumed(self) -> Gen:
         while self.agent_paused is not None:
             yield self.agent_paused
-
-    def _answer(self, request: Any) -> Gen:
-        kind = type(request)
-        if kind is Observe:
-            return (yield from self._observe(request))
-        if kind is Act:
-            return (yield from self._act(request.action))
-        if kind is Now:
-            return self.now_mono()
-        if kind is Sleep:
-            return (yield from self._sleep(request))
-        if kind is Emit:
-            return self._emit(request.event)
-        return self._publish(request.status)
 
     def _observe(self, request: Observe) -> Gen:
         cluster = request.previous_view
@@ -307,10 +314,20 @@ class SimNode:
     def _sleep(self, request: Sleep) -> Gen:
         until = self.clock.true_time_at_mono(request.until_mono)
         timer = self.env.timeout(max(0.0, until - self.env.now))
-        if request.watch:
-            yield timer | self.dcs.watch()
-        else:
+        if not request.watch:
             yield timer
+            return
+        # Wake at the first of the timer and the watch, as `yield timer | watch` would, but
+        # without building a Condition and its value for every sleep.
+        wake = self.env.event()
+
+        def first(_: simpy.Event) -> None:
+            if not wake.triggered:
+                wake.succeed()
+
+        timer.callbacks.append(first)
+        self.dcs.watch().callbacks.append(first)
+        yield wake
 
     def _publish(self, status: AgentStatus) -> None:
         old = self.status
@@ -349,13 +366,21 @@ class SimNode:
             tags=self.local.tags,
         )
 
-    def rest_handler(self, name: str, path: str) -> Callable[[], Gen]:
+    def rest_handler(self, name: str, path: str) -> Callable[[float], Gen]:
         """A handler that answers GET `path` on host `name` (its agent's REST API)."""
         target = self.registry[name]
-        return lambda: target._serve_rest(path)
+        return lambda deadline: target._serve_rest(path, deadline)
 
-    def _serve_rest(self, path: str) -> Gen:
-        yield from self._agent_resumed()
+    def _rest_resumed(self, deadline: float) -> Gen:
+        # The REST API lives in the agent's process: a frozen agent answers nothing.
+        while self.agent_paused is not None:
+            if self.env.now >= deadline:
+                raise Unreachable(f"{self.name}: the agent is frozen")
+            yield self.agent_paused | self.env.timeout(deadline - self.env.now)
+
+    def _serve_rest(self, path: str, deadline: float) -> Gen:
+        if self.agent_paused is not None:
+            yield from self._rest_resumed(deadline)
         status = self.status
         if status is None:
             raise Refused(self.name)
@@ -365,12 +390,12 @@ class SimNode:
         code, _ = answer(path, live, self.now_mono(), {})
         return code
 
-    def failsafe_handler(self, name: str, leader: str) -> Callable[[], Gen]:
+    def failsafe_handler(self, name: str, leader: str) -> Callable[[float], Gen]:
         target = self.registry[name]
-        return lambda: target._accept_failsafe(leader)
+        return lambda deadline: target._accept_failsafe(leader, deadline)
 
-    def _accept_failsafe(self, leader: str) -> Gen:
-        yield from self._agent_resumed()
+    def _accept_failsafe(self, leader: str, deadline: float) -> Gen:
+        yield from self._rest_resumed(deadline)
         if self.status is None:
             raise Refused(self.name)
         if self.pg.state().is_primary:

@@ -9,8 +9,8 @@
 # and a node's WAL is a short list of (branch, count) pieces. Replication is lazy: a live stream
 # says "the replica holds every upstream record committed at least `delay_s` ago"; its position is
 # computed when asked and frozen ("materialized") when the stream breaks. Streams are re-checked on
-# every change this module makes and on `refresh()`, which whoever changes the network (faults)
-# must call (`refresh_all`), so positions never depend on how often `state()` is read.
+# every change this module makes and on every change of reachability (`refresh()` is registered
+# with the network's listeners), so positions never depend on how often `state()` is read.
 """Simulated PostgreSQL: WAL, timelines, lazy streaming and synchronous replication, lifecycle."""
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ class _Stream:
 
 
 def refresh_all(pgs: Iterable[SimPostgres]) -> None:
-    """Re-check every stream; call after any change to the network, down or paused hosts."""
+    """Re-check every stream (the network calls each server's `refresh` after its changes)."""
     nodes = list(pgs)
     for pg in nodes:
         pg.check_links()
@@ -269,6 +269,7 @@ class SimPostgres:
         self._wake_armed = False
         self._last_role: tuple[str, int | None] = ("stopped", None)
         self._last_writable = False
+        net.listeners.append(self.refresh)  # partitions, heals, hosts down or paused
 
     # ------------------------------------------------------------ observation
 

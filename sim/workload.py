@@ -96,36 +96,44 @@ class Workload:
         interval = len(self.clients) / self.rate_per_s
         hap = self.haproxy
         target = "haproxy" if hap is not None else self.nodes[index % len(self.nodes)]
-        due = self.env.now + interval * index / len(self.clients)
+        env, uniform = self.env, self._rng.uniform
+        due = env.now + interval * index / len(self.clients)
         while due < until_s:
-            if due > self.env.now:
-                yield self.env.timeout(due - self.env.now)
-            began = float(self.env.now)
+            now = env.now
+            if due > now:
+                yield env.timeout(due - now)
+            began = float(env.now)
             write_id, deadline = self._invoke(client, target)
             if hap is not None:
                 outcome = yield from self._through_haproxy(hap, client, write_id, deadline)
             else:
                 outcome = yield from self._direct(client, target, write_id, deadline)
             self._complete(client, write_id, outcome)
-            spread = self._rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
-            due = max(began + interval * spread, float(self.env.now))
+            spread = uniform(1.0 - self.jitter, 1.0 + self.jitter)
+            due = max(began + interval * spread, float(env.now))
 
     def _invoke(self, client: str, target: str) -> tuple[int, float]:
         self._last_id += 1
-        self._record("invoke", client, self._last_id, target=target)
+        self.counts["invoke"] += 1
+        self.world.record("invoke", client, op="write", id=self._last_id, target=target)
         return self._last_id, self.env.now + self.timeout_s
 
     def _complete(self, client: str, write_id: int, outcome: Outcome) -> None:
-        fields: dict[str, Any] = {"served_by": outcome.served_by} if outcome.served_by else {}
-        if outcome.kind == "ok":
-            fields.update(timeline=outcome.timeline, lsn=outcome.lsn)
-        else:
-            fields["error"] = outcome.error
-        self._record(outcome.kind, client, write_id, **fields)
-
-    def _record(self, kind: str, client: str, write_id: int, **fields: Any) -> None:
+        kind = outcome.kind
         self.counts[kind] += 1
-        self.world.record(kind, client, op="write", id=write_id, **fields)
+        if kind == "ok":
+            self.world.record(
+                kind,
+                client,
+                op="write",
+                id=write_id,
+                served_by=outcome.served_by,
+                timeline=outcome.timeline,
+                lsn=outcome.lsn,
+            )
+            return
+        known = {"served_by": outcome.served_by} if outcome.served_by else {}
+        self.world.record(kind, client, op="write", id=write_id, error=outcome.error, **known)
 
     # ------------------------------------------------------------ paths
     # Each network hop is one timeout yielded right here (no generator per hop: this is the
@@ -176,38 +184,37 @@ class Workload:
         yield arrival
         if hap.epoch(backend) != epoch:  # cut before the query reached the server
             return Outcome("fail", "connection_reset", backend)
-        outcome = yield from self._execute(backend, write_id, deadline, hap.killed(backend))
-        return outcome._replace(epoch=epoch)
+        return (yield from self._execute(backend, write_id, deadline, hap.killed(backend), epoch))
 
     def _execute(
-        self, node: str, write_id: int, deadline: float, abort: simpy.Event | None
+        self, node: str, write_id: int, deadline: float, abort: simpy.Event | None, epoch: int = 0
     ) -> Steps:
         pg = self.pg_of(node)
         if pg is None:
-            return Outcome("fail", "refused", node)
+            return Outcome("fail", "refused", node, epoch=epoch)
         try:
             timeline, lsn = yield from pg.write(write_id, deadline_t=deadline, abort=abort)
         except WriteRejected as rejected:
             error = "refused" if rejected.reason == "down" else rejected.reason
-            return Outcome("fail", error, node)
+            return Outcome("fail", error, node, epoch=epoch)
         except WriteUnknown as unknown:
             error = _UNKNOWN_ERRORS.get(unknown.reason, "connection_lost")
-            return Outcome("info", error, node, final=unknown.reason == "timeout")
-        return Outcome("ok", None, node, timeline, lsn)
+            return Outcome("info", error, node, final=unknown.reason == "timeout", epoch=epoch)
+        return Outcome("ok", None, node, timeline, lsn, epoch=epoch)
 
     # ------------------------------------------------------------ network hops
 
     def _travel(self, hops: tuple[tuple[str, str], ...], deadline: float) -> Any | None:
         """The timeout after which a message sent now along `hops` arrives (None: lost or late)."""
-        total = 0.0
+        total, delay, env = 0.0, self.net.delay, self.env
         for src, dst in hops:
-            delay = self.net.delay(src, dst)
-            if delay is None:
+            hop = delay(src, dst)
+            if hop is None:
                 return None
-            total += delay
-        if self.env.now + total > deadline:
+            total += hop
+        if env.now + total > deadline:
             return None
-        return self.env.timeout(total)
+        return env.timeout(total)
 
     def _answer(
         self, outcome: Outcome, hops: tuple[tuple[str, str], ...], deadline: float

@@ -56,4 +56,4 @@ class World:
         return stream
 
     def record(self, kind: str, node: str | None = None, **fields: Any) -> None:
-        self.recorder.record(self.now, kind, node, **fields)
+        self.recorder.record(float(self.env.now), kind, node, **fields)

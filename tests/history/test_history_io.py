@@ -6,6 +6,7 @@ import enum
 import io
 import json
 import math
+import random
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,77 @@ def test_writer_normalizes_values() -> None:
         "t": 1.0,
         "tu": [1.0, "a"],
     }
+
+
+class Level(enum.IntEnum):
+    HIGH = 2
+
+
+class Tag(str):
+    pass
+
+
+class Seconds(float):
+    pass
+
+
+def _reference(t: float, kind: str, node: str | None, fields: dict[str, object]) -> str:
+    # The format as plain `json` writes it: values normalized (floats rounded to the microsecond,
+    # enums by value, sets sorted), `t` rounded, `kind` and `node` as given, keys sorted.
+    def norm(value: object) -> object:
+        if isinstance(value, float):
+            return round(value, 6)
+        if isinstance(value, enum.Enum):
+            return norm(value.value)
+        if isinstance(value, dict):
+            return {str(k): norm(v) for k, v in value.items()}
+        if isinstance(value, set | frozenset):
+            return sorted(norm(v) for v in value)  # type: ignore[type-var]
+        if isinstance(value, list | tuple):
+            return [norm(v) for v in value]
+        return value
+
+    obj = {k: norm(v) for k, v in fields.items()}
+    obj.update(t=round(float(t), 6), kind=kind)
+    if node is not None:
+        obj["node"] = node
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"op": "write", "id": 12345, "target": "haproxy"},
+        {"a": 0.1 + 0.2, "b": -0.0, "c": 1e-7, "d": 123456789.1234567, "e": 1e300, "f": 5e-324},
+        {"s": 'quo"te\\ slash\n\t\u0001 caf\u00e9 \u2603 \U0001f600', "empty": ""},
+        {"yes": True, "no": False, "none": None, "big": 10**40, "neg": -7},
+        {"c": Color.RED, "lvl": Level.HIGH, "tag": Tag("x"), "sec": Seconds(1.23456789)},
+        {"nested": {"z": [1.0000004, {"k": (2, "v")}], "a": {3, 1, 2}}, "ids": [3, 1, 2]},
+        {"m": {1: 2.5, "b": None}, "fs": frozenset({"b", "a"}), "tu": ()},
+        {"Zeta": 1, "alpha": 2, "_under": 3, "n0de": 4, "s\u00e9": 5, "kind_": 6},
+    ],
+)
+@pytest.mark.parametrize(("t", "node"), [(0, None), (1.23456789, "n1"), (7.0000005, Tag("c1"))])
+def test_lines_are_exactly_what_json_writes(
+    fields: dict[str, object], t: float, node: str | None
+) -> None:
+    assert encode_event(t, "some_kind", node, fields) == _reference(t, "some_kind", node, fields)
+
+
+def test_floats_are_rounded_exactly_as_json_writes_them() -> None:
+    rng = random.Random(3)
+    edges = [1e-4, 0.99999e-4, 1.00001e-4, 9.9999995e-5, 5e-7, 4.9999999e-7, 2.675, 0.0000005]
+    edges += [1e9, 999999999.9999995, 2.0**32, 123456.0000005, 0.1 + 0.2, 1e16, 1e-300, 0.0]
+    values = [v * sign for v in edges for sign in (1, -1)]
+    for _ in range(20_000):
+        magnitude = 10.0 ** rng.uniform(-12, 12)
+        values += [magnitude * rng.choice((1, -1)), round(magnitude, rng.randrange(12)) + 5e-7]
+    for value in values:
+        fields = {"v": value}
+        assert encode_event(abs(value), "x", None, fields) == _reference(
+            abs(value), "x", None, fields
+        )
 
 
 def test_time_must_not_decrease_after_rounding() -> None:

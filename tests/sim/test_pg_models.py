@@ -22,7 +22,6 @@ from sim.postgres import (
     SimPostgres,
     WriteRejected,
     WriteUnknown,
-    refresh_all,
 )
 from sim.workload import Workload
 from sim.world import ListRecorder, World
@@ -71,11 +70,9 @@ class Cluster:
     def isolate(self, node: str, fault_id: int = 1) -> None:
         others = [n for n in NAMES if n != node]
         self.net.block([(node, o) for o in others] + [(o, node) for o in others], fault_id)
-        refresh_all(self.pg.values())
 
     def heal(self, fault_id: int = 1) -> None:
         self.net.unblock(fault_id)
-        refresh_all(self.pg.values())
 
     def events(self, kind: str, node: str | None = None) -> list[dict[str, Any]]:
         return [e for e in self.recorder.of(kind) if node is None or e.get("node") == node]
@@ -450,7 +447,7 @@ def wired_haproxy(c: Cluster) -> SimHAProxy:
     def probe(backend: str) -> Generator[Any, Any, bool]:
         pg = c.pg[backend]
 
-        def handler() -> Generator[Any, Any, bool]:
+        def handler(_deadline: float) -> Generator[Any, Any, bool]:
             return pg.writable
             yield  # pragma: no cover
 
@@ -463,8 +460,12 @@ def wired_haproxy(c: Cluster) -> SimHAProxy:
     return SimHAProxy(c.world, c.net, "haproxy", list(NAMES), probe)
 
 
-def scripted_failover(seed: int, latency: Latency | None = None, jitter: float = 0.0) -> Cluster:
+def scripted_failover(
+    seed: int, latency: Latency | None = None, jitter: float = 0.0, poll_s: float | None = None
+) -> Cluster:
     c = Cluster(seed=seed, latency=latency)
+    if poll_s is not None:
+        c.env.process(poll(c, poll_s))
     c.build()
     c.at(7.05)
     hap = wired_haproxy(c)
@@ -509,6 +510,21 @@ def test_workload_outcomes_in_a_scripted_failover_through_haproxy() -> None:
     assert ids == list(range(1, 301))
     acknowledged = {e["id"] for e in oks}
     assert acknowledged <= set(c.pg["n2"].final_ids()) == set(c.pg["n3"].final_ids())
+
+
+def poll(c: Cluster, every_s: float) -> Generator[Any, Any, None]:
+    """Read every server's state often (as agents and REST handlers do)."""
+    while True:
+        for pg in c.pg.values():
+            pg.state()
+        yield c.env.timeout(every_s)
+
+
+def test_reading_state_more_often_changes_nothing() -> None:
+    spread = Latency(0.001, 0.010)
+    quiet = scripted_failover(seed=5, latency=spread, jitter=0.2).recorder.events
+    polled = scripted_failover(seed=5, latency=spread, jitter=0.2, poll_s=0.037).recorder.events
+    assert quiet == polled
 
 
 def test_same_seed_gives_identical_histories() -> None:
