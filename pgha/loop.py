@@ -235,8 +235,15 @@ class Sleep:
 Request = Observe | Now | Act | Emit | Publish | Sleep
 
 
-def agent_steps(local: LocalConfig, state: NodeState) -> Generator[Request, Any, None]:
+Decide = Callable[[NodeState, Observation, LocalConfig], Decision]
+
+
+def agent_steps(
+    local: LocalConfig, state: NodeState, *, decide: Decide = decide
+) -> Generator[Request, Any, None]:
     """The agent loop as requests; it runs until the driver stops asking.
+
+    `decide` is the engine's; the simulator's bug-zoo variants pass a broken one instead.
 
     Each step: Observe, decide, Publish the status, Emit the decision, run the actions (Now/Act,
     with the not_after rule), Emit what they did, and Sleep unless the decision is immediate. The

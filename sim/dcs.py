@@ -78,6 +78,8 @@ class SimDcs:
         *,
         bootstrap_config: DynamicConfig,
         linearizable: bool = True,
+        trust_lower_terms: bool = False,
+        unbounded_retries: bool = False,
     ) -> None:
         self.world, self.net, self.cluster, self.host = world, net, cluster, host
         self.env = world.env
@@ -85,7 +87,11 @@ class SimDcs:
         self._endpoint = world.rng(f"dcs/{host}").randrange(len(self.endpoints))
         self.bootstrap_config = bootstrap_config
         self.config = bootstrap_config  # the latest dynamic config seen: ttl and retry_timeout
+        # The safe client reads linearizably, trusts no member behind the highest raft term it
+        # has seen, and gives up at retry_timeout. The bug-zoo variants switch these off.
         self.linearizable = linearizable
+        self.trust_lower_terms = trust_lower_terms
+        self.unbounded_retries = unbounded_retries
         self.max_term = 0
         self.lease: int | None = None
         self._watch: simpy.Event | None = None
@@ -103,9 +109,11 @@ class SimDcs:
     def _request(self, serve: Callable[[str, float], Gen]) -> Gen:
         # Try members in turn until one answers with a term we can trust, or retry_timeout passes.
         deadline = self.env.now + self.config.retry_timeout_s
-        while self.env.now < deadline:
+        while self.env.now < deadline or self.unbounded_retries:
             member = self.member
-            timeout = min(ATTEMPT_S, deadline - self.env.now)
+            timeout = (
+                ATTEMPT_S if self.unbounded_retries else min(ATTEMPT_S, deadline - self.env.now)
+            )
             try:
                 result, term = yield from self.net.call(
                     self.host, member, partial(serve, member), timeout
@@ -113,7 +121,7 @@ class SimDcs:
             except Unreachable:
                 self._rotate()
                 continue
-            if term < self.max_term:
+            if term < self.max_term and not self.trust_lower_terms:
                 self._rotate()  # a stale member (bug zoo 12): ask another
                 continue
             self.max_term = term

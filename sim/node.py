@@ -15,6 +15,7 @@ from typing import Any
 import simpy
 
 from pgha.engine.actions import AcquireLock, Action, ReleaseLock, RenewLock
+from pgha.engine.rules import decide as engine_decide
 from pgha.engine.state import NodeState
 from pgha.engine.values import (
     FailsafeHeartbeat,
@@ -32,6 +33,7 @@ from pgha.health import answer, patroni_body, peer_status_from_patroni
 from pgha.loop import (
     ActionsEvent,
     AgentStatus,
+    Decide,
     DecisionEvent,
     Emit,
     Observe,
@@ -214,8 +216,10 @@ class SimNode:
         clock: HostClock,
         registry: dict[str, SimNode],
         watchdog_device: bool = True,
+        decide: Decide = engine_decide,
     ) -> None:
         self.world, self.net, self.env = world, net, world.env
+        self.decide = decide
         self.name = local.name
         self.local = local
         self.pg = pg
@@ -248,7 +252,7 @@ class SimNode:
         self.agent = self.env.process(self._run_agent())
 
     def _run_agent(self) -> Gen:
-        steps = agent_steps(self.local, NodeState(name=self.name))
+        steps = agent_steps(self.local, NodeState(name=self.name), decide=self.decide)
         request = next(steps)
         try:
             while True:

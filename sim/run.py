@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pgha.engine.rules import decide as engine_decide
 from pgha.engine.values import LocalConfig
 from pgha.loop import jsonable
 from pgha.scenario import EtcdPlacement, Scenario, WorkloadVia
@@ -23,6 +24,9 @@ from sim.node import Refused, SimNode
 from sim.postgres import SimPostgres
 from sim.workload import Workload
 from sim.world import Recorder, World
+
+if TYPE_CHECKING:
+    from sim.variants import Variant
 
 SETTLE_S = 60.0  # after the run's duration: heal everything, then let the cluster settle this long
 CTL_HOST = "ctl"  # where operator actions (switchover, failover) come from
@@ -90,13 +94,23 @@ def _clock(world: World, scenario: Scenario, host: str) -> HostClock:
     return HostClock(mono_origin_s=origin, offset_s=spec.offset_s, drift_ppm=spec.drift_ppm)
 
 
-def _node(sim: Simulation, spec: Any, pgs: dict[str, SimPostgres]) -> SimNode:
+def _node(
+    sim: Simulation, spec: Any, pgs: dict[str, SimPostgres], variant: Variant | None
+) -> SimNode:
     world, name = sim.world, spec.name
     local = LocalConfig(
         name=name, tags=spec.tags, api_url=f"http://{name}:8008", conn_url=f"postgres://{name}"
     )
+    options = variant.dcs if variant is not None else None
     dcs = SimDcs(
-        world, sim.net, sim.etcd, name, bootstrap_config=sim.scenario.config, linearizable=True
+        world,
+        sim.net,
+        sim.etcd,
+        name,
+        bootstrap_config=sim.scenario.config,
+        linearizable=options.linearizable if options is not None else True,
+        trust_lower_terms=options.trust_lower_terms if options is not None else False,
+        unbounded_retries=options.unbounded_retries if options is not None else False,
     )
     pgs[name] = SimPostgres(world, sim.net, name, pgs)
     return SimNode(
@@ -107,6 +121,7 @@ def _node(sim: Simulation, spec: Any, pgs: dict[str, SimPostgres]) -> SimNode:
         dcs=dcs,
         clock=sim.clocks[name],
         registry=sim.nodes,
+        decide=variant.decide if variant is not None else engine_decide,
     )
 
 
@@ -125,9 +140,16 @@ def _haproxy(sim: Simulation) -> SimHAProxy:
 
 
 def build(
-    scenario: Scenario, *, seed: int | None = None, recorder: Recorder | None = None
+    scenario: Scenario,
+    *,
+    seed: int | None = None,
+    recorder: Recorder | None = None,
+    variant: Variant | None = None,
 ) -> Simulation:
-    """Build the world of `scenario` (nothing runs yet)."""
+    """Build the world of `scenario` (nothing runs yet).
+
+    `variant`: a known-bad engine from `sim.variants` runs on every node instead of the real one.
+    """
     world = World(seed=scenario.seed if seed is None else seed, recorder=recorder)
     net = _network(world, scenario)
     etcd = EtcdCluster(world, net, _etcd_hosts(scenario), pre_vote=scenario.network.etcd_pre_vote)
@@ -137,7 +159,7 @@ def build(
     sim = Simulation(scenario, world, net, etcd, {}, clocks, ctl, None, None)
     pgs: dict[str, SimPostgres] = {}
     for spec in scenario.nodes:
-        sim.nodes[spec.name] = _node(sim, spec, pgs)
+        sim.nodes[spec.name] = _node(sim, spec, pgs, variant)
     workload = scenario.workload
     if workload is not None:
         via_haproxy = workload.via is WorkloadVia.HAPROXY
@@ -200,7 +222,11 @@ def run(sim: Simulation, *, settle_s: float = SETTLE_S) -> Simulation:
 
 
 def run_scenario(
-    scenario: Scenario, *, seed: int | None = None, recorder: Recorder | None = None
+    scenario: Scenario,
+    *,
+    seed: int | None = None,
+    recorder: Recorder | None = None,
+    variant: Variant | None = None,
 ) -> Simulation:
     """Build and run `scenario` (with `seed` instead of the scenario's own, if given)."""
-    return run(build(scenario, seed=seed, recorder=recorder))
+    return run(build(scenario, seed=seed, recorder=recorder, variant=variant))

@@ -161,7 +161,7 @@ def test_a_failsafe_round_observes_again_without_reading_the_dcs() -> None:
     assert steps.send(None) == Observe(StepResults())  # a new cycle reads the DCS again
 
 
-def test_the_reused_view_is_the_one_of_the_previous_step(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_reused_view_is_the_one_of_the_previous_step() -> None:
     def no_reread(state: NodeState, obs: Observation, local: LocalConfig) -> Decision:
         del obs, local
         return Decision(
@@ -174,8 +174,7 @@ def test_the_reused_view_is_the_one_of_the_previous_step(monkeypatch: pytest.Mon
             reread_dcs=False,
         )
 
-    monkeypatch.setattr("pgha.loop.decide", no_reread)
-    steps = agent_steps(LOCAL, NodeState(name="n1"))
+    steps = agent_steps(LOCAL, NodeState(name="n1"), decide=no_reread)
     next(steps)
     view = ClusterView(initialize="42")
     steps.send(Observation(now_mono=100.0, cluster=view, postgres=EMPTY))
