@@ -95,6 +95,7 @@ class SimDcs:
         self.max_term = 0
         self.lease: int | None = None
         self._watch: simpy.Event | None = None
+        self._read_revision = 0  # the revision of our latest read: a watch starts after it
         cluster.key_watchers.append(self._key_changed)
 
     # ---------------------------------------------------------------- plumbing
@@ -143,14 +144,21 @@ class SimDcs:
             return snap, snap.term
 
         snapshot = yield from self._request(serve)
+        self._read_revision = snapshot.revision
         view = view_of(snapshot, self.bootstrap_config)
         self.config = view.config
         return view
 
     def watch(self) -> simpy.Event:
-        """An event that fires when the leader key changes (delivered through our member)."""
-        self._watch = self.env.event()
-        return self._watch
+        """An event that fires when the leader key changes after our latest read.
+
+        Like Patroni's watch from the read's index: a change between the read and the start of
+        the sleep (the lease ran out while the agent was deciding) fires it at once.
+        """
+        watch = self._watch = self.env.event()
+        if self.cluster.leader_key_rev > self._read_revision:
+            self._key_changed("leader")
+        return watch
 
     def _key_changed(self, key: str) -> None:
         watch = self._watch

@@ -86,6 +86,7 @@ class EtcdCluster:
         self.election_timeout_s = election_timeout_s
         self.kv: dict[str, Entry] = {}
         self.revision = 1
+        self.leader_key_rev = 0  # the revision of the latest change of the leader key
         self.leases: dict[int, Lease] = {}
         self._next_lease = 1
         self.leader: str | None = None
@@ -262,6 +263,8 @@ class EtcdCluster:
         return True
 
     def _notify(self, key: str) -> None:
+        if key == "leader":
+            self.leader_key_rev = self.revision
         for watcher in self.key_watchers:
             watcher(key)
 

@@ -34,6 +34,9 @@ from pgha.engine.sync import demote_sync, plan_sync, pre_promote_sync
 from pgha.engine.values import HistoryEntry
 
 
+PROMOTE_RECHECK_S = 1.0  # after issuing a promotion, the next cycle starts this much later
+
+
 def watchdog_arm(ctx: Ctx) -> tuple[Action, ...] | None:
     """Actions that (re)arm the watchdog; None when the watchdog is required but unusable."""
     cfg = ctx.cfg
@@ -90,7 +93,7 @@ def take_primary_role(ctx: Ctx, prefix: tuple[Action, ...] = ()) -> Decision:
         Promote(not_after_mono=ctx.lock_deadline),
         callback,
     )
-    return ctx.end(
+    decision = ctx.end(
         Role.PROMOTING,
         actions,
         Reason.PROMOTE,
@@ -98,6 +101,11 @@ def take_primary_role(ctx: Ctx, prefix: tuple[Action, ...] = ()) -> Decision:
         failsafe_active=False,
         quorum_hold_until_mono=ctx.now + ctx.cfg.loop_wait_s,
     )
+    # Look again soon rather than a whole loop_wait later: the steady cycle after the promotion
+    # appends `/history`, and until it does, the stale-primary guard of an old primary has no
+    # newer timeline to compare with (bug zoo 3 names this window).
+    recheck = min(decision.wake_at_mono, ctx.now + PROMOTE_RECHECK_S)
+    return replace(decision, wake_at_mono=recheck)
 
 
 def _bookkeeping(ctx: Ctx) -> tuple[Action, ...]:

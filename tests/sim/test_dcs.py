@@ -206,6 +206,7 @@ def test_lease_expiry_deletes_the_leader_and_member_keys_and_fires_a_leader_watc
     d.do(n1.acquire_lock(), at=0.0)  # applied at the leader at 3 ms: the lease is granted
     member = Member(name="n1", role=MemberRole.PRIMARY)
     d.do(n1.update_member(member), at=0.5)  # applied at 503 ms: the lease kept alive
+    d.do(n2.read_cluster(), at=0.8)  # a watch starts after the watcher's latest read
     d.run(1.0)
     assert d.etcd.kv["leader"].lease == d.etcd.kv["members/n1"].lease == n1.lease
     watch: dict[str, Any] = {}
@@ -222,6 +223,20 @@ def test_lease_expiry_deletes_the_leader_and_member_keys_and_fires_a_leader_watc
     assert not watch["event"].triggered  # delivered through n2's member, 1 ms later
     d.run(expiry + LAT + 1e-6)
     assert watch["event"].triggered
+
+
+def test_a_watch_fires_at_once_for_a_leader_change_after_the_latest_read() -> None:
+    d = Dcs()
+    n1, n2 = d.client("n1", d.leader), d.client("n2", d.leader)
+    d.do(n2.read_cluster(), at=0.0)
+    d.do(n1.acquire_lock(), at=0.1)  # changes the leader key after n2's read
+    d.run(1.0)
+    event = n2.watch()  # n2 decided on a view without a leader: it must not sleep through this
+    d.run(1.0 + LAT + 1e-6)
+    assert event.triggered
+    d.do(n2.read_cluster(), at=2.0)
+    d.run(3.0)
+    assert not n2.watch().triggered  # nothing changed since that read
 
 
 def test_the_leader_watch_fires_on_a_lock_change_only_through_a_current_member() -> None:
