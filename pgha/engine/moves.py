@@ -33,7 +33,6 @@ from pgha.engine.roles import Role
 from pgha.engine.sync import demote_sync, plan_sync, pre_promote_sync
 from pgha.engine.values import HistoryEntry
 
-
 PROMOTE_RECHECK_S = 1.0  # after issuing a promotion, the next cycle starts this much later
 
 
