@@ -1,19 +1,28 @@
 """The ``pgha`` command: the composition root.
 
 ``pgha sim run FILE`` runs a scenario in the simulator and writes its history, summary, JUnit XML
-and HTML report. This module imports :mod:`sim` (and later :mod:`chaos`) lazily, inside the
-subcommands. Exit codes: 0 every check holds, 1 a check broke, 2 bad input.
+and HTML report. ``pgha sim explore FILE`` searches fault schedules drawn from the scenario's
+``explore:`` section for one that breaks a check, shrinks each failure and writes it out as a
+scenario file with its report. ``pgha sim variants`` lists the known-bad engine variants. This
+module imports :mod:`sim` (and later :mod:`chaos`) lazily, inside the subcommands. Exit codes:
+0 every check holds (nothing broke within the budget), 1 a check broke, 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pgha import __version__
+
+if TYPE_CHECKING:
+    from pgha.scenario import FaultSpec, Scenario
+    from sim.explore import Budget, Outcome, Progress
 
 DESCRIPTION = (
     "pgha: a Patroni-style high-availability manager for PostgreSQL whose pure decision engine "
@@ -21,6 +30,7 @@ DESCRIPTION = (
     "harness."
 )
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,17 +49,80 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--show-decisions", action="store_true", help="mark engine decisions on the timeline"
     )
+    run.add_argument("--engine-variant", metavar="NAME", help="run a known-bad engine variant")
+    _explore_parser(sim_commands)
+    sim_commands.add_parser("variants", help="list the known-bad engine variants")
     return parser
+
+
+def _explore_parser(commands: Any) -> None:
+    explore = commands.add_parser(
+        "explore",
+        help="search fault schedules for a violation, shrink it, write reproducers",
+        description="Draw fault schedules from the scenario's explore: section, run them, keep "
+        "the failures that fail fastest, shrink each and write it out as a scenario file that "
+        "`pgha sim run` reproduces. Exit code 0: nothing broke within the budget; 1: a "
+        "violation was found; 2: bad input.",
+    )
+    explore.add_argument("file", type=Path, help="scenario YAML file with an explore: section")
+    explore.add_argument(
+        "--budget",
+        default="60s",
+        help="wall time (60s, 5m, 1h) or a number of schedules (500); default 60s",
+    )
+    explore.add_argument(
+        "--seed", type=int, default=None, help="first seed (default: the scenario's seed)"
+    )
+    explore.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: every core)"
+    )
+    explore.add_argument(
+        "--dask", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS instead"
+    )
+    explore.add_argument(
+        "--out", type=Path, default=None, help="default: reports/explore/<scenario name>"
+    )
+    explore.add_argument("--engine-variant", metavar="NAME", help="explore a known-bad variant")
+    explore.add_argument(
+        "--keep", type=int, default=3, help="failures to shrink and write out (default 3)"
+    )
+    explore.add_argument(
+        "--search",
+        choices=("sweep", "hypothesis"),
+        default="sweep",
+        help="seed sweep (default) or Hypothesis search with its own shrinking (in this "
+        "process: --workers and --dask apply to the sweep)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``pgha`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.world == "sim":
-        return sim_run(args.file, seed=args.seed, out=args.out, decisions=args.show_decisions)
-    parser.print_help()
-    return EXIT_OK
+    if args.world != "sim":
+        parser.print_help()
+        return EXIT_OK
+    if args.command == "variants":
+        return sim_variants()
+    if args.command == "explore":
+        return sim_explore(
+            args.file,
+            budget=args.budget,
+            seed=args.seed,
+            workers=args.workers,
+            dask=args.dask,
+            out=args.out,
+            variant=args.engine_variant,
+            keep=args.keep,
+            search=args.search,
+        )
+    return sim_run(
+        args.file,
+        seed=args.seed,
+        out=args.out,
+        decisions=args.show_decisions,
+        variant=args.engine_variant,
+    )
 
 
 def sim_run(
@@ -58,6 +131,7 @@ def sim_run(
     seed: int | None = None,
     out: Path | None = None,
     decisions: bool = False,
+    variant: str | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
@@ -66,13 +140,14 @@ def sim_run(
     from pgha.history import HistoryWriter, iter_history
     from pgha.report import write_report
     from pgha.scenario import ScenarioError, load_scenario
-    from sim.run import run_scenario
 
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     try:
         scenario = load_scenario(file)
     except ScenarioError as error:
         print(f"pgha: {error}", file=stderr)
+        return EXIT_BAD_INPUT
+    if variant is not None and not _variant_ok(variant, stderr):
         return EXIT_BAD_INPUT
     out = out if out is not None else Path("reports") / file.stem
     try:
@@ -83,13 +158,34 @@ def sim_run(
     history = out / "history.jsonl"
     started = time.perf_counter()
     with HistoryWriter(history) as writer:
-        sim = run_scenario(scenario, seed=seed, recorder=writer)
+        sim = _simulate(scenario, seed, writer, variant)
     wall_s = time.perf_counter() - started
     report = run_checks(iter_history(history))
     write_report(history, report, out, show_decisions=decisions)
     simulated_s = sim.world.now
     print(_verdict(scenario.name, sim.world.seed, report, simulated_s, wall_s, out), file=stdout)
     return EXIT_OK if report.ok else EXIT_VIOLATION
+
+
+def _simulate(scenario: Scenario, seed: int | None, recorder: Any, variant: str | None) -> Any:
+    if variant is None:
+        from sim.run import run_scenario
+
+        return run_scenario(scenario, seed=seed, recorder=recorder)
+    from sim.explore import simulate
+
+    return simulate(scenario, seed=seed, recorder=recorder, variant=variant)
+
+
+def _variant_ok(variant: str, stderr: TextIO) -> bool:
+    from sim.explore import ExploreError, check_variant
+
+    try:
+        check_variant(variant)
+    except ExploreError as error:
+        print(f"pgha: {error}", file=stderr)
+        return False
+    return True
 
 
 def _verdict(
@@ -126,6 +222,255 @@ def _first_violation(result: object) -> str:
     nodes = ",".join(first.nodes)
     what = first.detail.get("what") or first.detail.get("kind") or ""
     return f": t={first.t_start:.1f}-{first.t_end:.1f} s {nodes} {what}".rstrip()
+
+
+# ---------------------------------------------------------------- pgha sim variants
+
+
+def sim_variants(stdout: TextIO | None = None) -> int:
+    """``pgha sim variants``: the known-bad engine variants, each with what it gets wrong."""
+    from sim.explore import load_variants
+
+    stdout = stdout or sys.stdout
+    variants = load_variants()
+    if not variants:
+        print("no engine variants", file=stdout)
+    for name in sorted(variants):
+        variant = variants[name]
+        print(name, file=stdout)
+        for label, key in (("", "description"), ("bug: ", "bug")):
+            text = str(getattr(variant, key, "") or "").strip()
+            if text:
+                print(
+                    textwrap.fill(
+                        label + text,
+                        100,
+                        initial_indent="    ",
+                        subsequent_indent="    " + " " * len(label),
+                        break_on_hyphens=False,
+                    ),
+                    file=stdout,
+                )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- pgha sim explore
+
+
+def sim_explore(
+    file: Path,
+    *,
+    budget: str = "60s",
+    seed: int | None = None,
+    workers: int | None = None,
+    dask: str | None = None,
+    out: Path | None = None,
+    variant: str | None = None,
+    keep: int = 3,
+    search: str = "sweep",
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """``pgha sim explore``: search schedules, shrink and write out the failures, print them."""
+    from pgha.scenario import ScenarioError, load_scenario
+    from sim.explore import Budget, ExploreError, Progress, Space, check_variant, default_workers
+
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        scenario = load_scenario(file)
+        if scenario.explore is None:
+            raise ExploreError(
+                f"{file}: no 'explore:' section: add one to say which faults to draw "
+                "(docs/scenarios.md, `explore`)"
+            )
+        Space.of(scenario)
+        spent = Budget.parse(budget)
+        check_variant(variant)
+        if (workers is not None and workers < 1) or keep < 1:
+            raise ExploreError("--workers and --keep take a number >= 1")
+        out = out if out is not None else Path("reports") / "explore" / scenario.name
+        out.mkdir(parents=True, exist_ok=True)
+    except (ScenarioError, ExploreError) as error:
+        print(f"pgha: {error}", file=stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:
+        print(f"pgha: {out}: cannot create the output directory: {error.strerror}", file=stderr)
+        return EXIT_BAD_INPUT
+    job = _ExploreJob(
+        scenario=scenario,
+        budget=spent,
+        seed0=scenario.seed if seed is None else seed,
+        workers=workers or default_workers(),
+        dask=dask,
+        out=out,
+        variant=variant,
+        keep=keep,
+        progress=Progress(stderr, f"explore {scenario.name}"),
+    )
+    try:
+        found = job.hypothesis() if search == "hypothesis" else job.sweep()
+    except ExploreError as error:
+        print(f"pgha: {error}", file=stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("\npgha: interrupted", file=stderr)
+        return EXIT_INTERRUPTED
+    print("\n".join(found), file=stdout)
+    return EXIT_VIOLATION if job.failures else EXIT_OK
+
+
+@dataclass(kw_only=True)
+class _ExploreJob:
+    """One `pgha sim explore`: search, shrink, write reproducers and the summary; print lines."""
+
+    scenario: Scenario
+    budget: Budget
+    seed0: int
+    workers: int
+    dask: str | None
+    out: Path
+    variant: str | None
+    keep: int
+    progress: Progress
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def engine(self) -> str:
+        return f"engine variant {self.variant}" if self.variant else "the real engine"
+
+    def sweep(self) -> list[str]:
+        from sim.explore import evaluator, pool, shrink, sweep
+
+        with pool(self.workers, self.dask) as where:
+            result = sweep(
+                self.scenario,
+                self.budget,
+                seed0=self.seed0,
+                workers=self.workers,
+                variant=self.variant,
+                progress=self.progress,
+                on=where,
+            )
+            shown = "Dask" if self.dask else f"{self.workers} worker(s)"
+            lines = [
+                f"explore {self.scenario.name} ({self.engine}, seeds from {self.seed0}): "
+                f"{len(result.trials)} schedules in {result.wall_s:.1f} s "
+                f"({result.per_second:.1f}/s, {shown}); {len(result.failures)} failed"
+            ]
+            for trial in result.fastest(self.keep):
+                self.progress.note(f"shrinking seed {trial.seed} ({len(trial.faults)} faults)")
+                evaluate = evaluator(where, self.scenario, trial.seed, self.variant)
+                shrunk = shrink(
+                    self.scenario,
+                    trial.faults,
+                    trial.seed,
+                    variant=self.variant,
+                    evaluate=evaluate,
+                    original=trial.outcome,
+                )
+                original = (trial.faults, trial.outcome)
+                lines += self._write(trial.seed, shrunk.faults, shrunk.outcome, original)
+        self._summary("sweep", len(result.trials), result.wall_s, [t.seed for t in result.failures])
+        return lines
+
+    def hypothesis(self) -> list[str]:
+        from sim.explore_hypothesis import search
+
+        result = search(
+            self.scenario,
+            self.budget,
+            seed=self.seed0,
+            variant=self.variant,
+            progress=self.progress,
+        )
+        found = result.found
+        lines = [
+            f"explore {self.scenario.name} ({self.engine}, Hypothesis seed {self.seed0}): "
+            f"{result.runs} schedules in {result.wall_s:.1f} s; "
+            f"{'a failure, shrunk by Hypothesis' if found else 'no violation'}"
+        ]
+        if found is not None:
+            lines += self._write(found.seed, found.faults, found.outcome)
+        self._summary("hypothesis", result.runs, result.wall_s, [found.seed] if found else [])
+        return lines
+
+    def _write(
+        self,
+        seed: int,
+        shrunk: tuple[FaultSpec, ...],
+        shrunk_outcome: Outcome,
+        original: tuple[tuple[FaultSpec, ...], Outcome] | None = None,
+    ) -> list[str]:
+        # `original`: the schedule as the sweep found it (Hypothesis hands back only the shrunk).
+        from sim.explore import write_reproducer
+
+        faults, outcome = original or (shrunk, shrunk_outcome)
+
+        repro = write_reproducer(
+            self.scenario, shrunk, seed, shrunk_outcome, self.out, variant=self.variant
+        )
+        same = (repro.outcome.ok, repro.outcome.violated) == (
+            shrunk_outcome.ok,
+            shrunk_outcome.violated,
+        )
+        self.failures.append(
+            {
+                "seed": seed,
+                "violated": list(outcome.violated),
+                "error": outcome.error,
+                "first_violation_s": outcome.first_violation_s,
+                "faults": len(faults),
+                "shrunk_faults": len(shrunk),
+                "shrunk_first_violation_s": shrunk_outcome.first_violation_s,
+                "reproducer": str(repro.path),
+                "report": str(repro.report_dir / "report.html"),
+                "reproduced": same,
+            }
+        )
+        shrinking = (
+            f"shrunk {len(faults)} -> {len(shrunk)} fault(s){_at(shrunk_outcome)}"
+            if original
+            else f"{len(shrunk)} fault(s), shrunk by Hypothesis"
+        )
+        broke = ", ".join(outcome.violated)
+        if outcome.error is not None:
+            broke = f"the simulation crashed ({outcome.error})"
+        page = repro.report_dir / "report.html"
+        lines = [
+            f"  seed {seed}: {broke}{_at(outcome)}; {shrinking}",
+            f"    reproduce: {repro.command}",
+            f"    report:    {page if page.exists() else 'none (the run crashed)'}",
+        ]
+        if not same:
+            lines.append("    WARNING: the reproducer gave another verdict; please report this")
+        return lines
+
+    def _summary(self, method: str, runs: int, wall_s: float, failing: list[int]) -> None:
+        from sim.explore import write_summary
+
+        write_summary(
+            self.out / "explore.json",
+            {
+                "scenario": self.scenario.name,
+                "source": self.scenario.source,
+                "variant": self.variant,
+                "search": method,
+                "budget": str(self.budget),
+                "first_seed": self.seed0,
+                "workers": "dask" if self.dask else self.workers,
+                "schedules": runs,
+                "wall_s": round(wall_s, 3),
+                "failing_seeds": failing,
+                "failures": self.failures,
+            },
+        )
+
+
+def _at(outcome: Outcome) -> str:
+    first = outcome.first_violation_s
+    if first is None:
+        return ""
+    return f" at t={first:.1f} s" if outcome.error else f" from t={first:.1f} s"
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m pgha.cli`

@@ -15,6 +15,7 @@ import simpy
 
 from pgha.engine.values import FailoverKey
 from pgha.loop import jsonable
+from pgha.ports import DcsError
 from pgha.scenario import (
     ClockFault,
     DiskFullFault,
@@ -367,7 +368,15 @@ def _disk_full(f: FaultInjector, p: DiskFullFault) -> tuple[tuple[str, ...], Und
 
 
 def _operator(f: FaultInjector, key: FailoverKey) -> None:
-    f.env.process(f.sim.ctl.write_failover(key))
+    f.env.process(_write_failover(f, key))
+
+
+def _write_failover(f: FaultInjector, key: FailoverKey) -> Gen:
+    # The operator's request goes to etcd like patronictl's; with etcd unreachable it fails.
+    try:
+        yield from f.sim.ctl.write_failover(key)
+    except DcsError:
+        f.world.record("dcs_error", node="ctl", op="write_failover")
 
 
 def _switchover(f: FaultInjector, p: SwitchoverFault) -> tuple[tuple[str, ...], Undo | None]:

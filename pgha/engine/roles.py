@@ -1,7 +1,8 @@
 # Safety rule: a node's role changes only along the edges below; anything else is a bug in the rules
 # and raises instead of being clamped. In particular a replica never becomes PRIMARY without passing
-# through CANDIDATE (it raced for the lock and won) and PROMOTING, and a PRIMARY never becomes a
-# replica without DEMOTING. (Style anchors, lesson 5: roles and transitions are data, as in h11.)
+# through PROMOTING (after winning the race as CANDIDATE, or proving by compare-and-set a lock it
+# still holds), and a PRIMARY never becomes a replica without DEMOTING. (Style anchors, lesson 5:
+# roles and transitions are data, as in h11.)
 """Roles an agent believes it has, and the table of allowed transitions."""
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ TRANSITIONS: Mapping[Role, frozenset[Role]] = {
     _R.STARTING: frozenset(
         {_R.REPLICA, _R.PRIMARY, _R.STOPPED, _R.DEMOTING, _R.CANDIDATE, _R.REWINDING, _R.CLONING}
     ),
+    # REPLICA -> PROMOTING: a node that still holds the lock after demoting offline (etcd had
+    # no leader, so the lease did not run out) proves it by compare-and-set and promotes again.
     _R.REPLICA: frozenset(
-        {_R.CANDIDATE, _R.REWINDING, _R.CLONING, _R.STOPPED, _R.STARTING, _R.DEMOTING}
+        {_R.CANDIDATE, _R.PROMOTING, _R.REWINDING, _R.CLONING, _R.STOPPED, _R.STARTING, _R.DEMOTING}
     ),
     _R.CANDIDATE: frozenset(
         {_R.PROMOTING, _R.PRIMARY, _R.REPLICA, _R.STOPPED, _R.DEMOTING, _R.STARTING}
@@ -60,9 +63,12 @@ class IllegalTransitionError(Exception):
     """A rule asked for a role change the table does not allow."""
 
     def __init__(self, old: Role, new: Role) -> None:
-        super().__init__(f"illegal role transition {old.value} -> {new.value}")
+        super().__init__(old, new)  # the arguments, so that the error can be copied and pickled
         self.old = old
         self.new = new
+
+    def __str__(self) -> str:
+        return f"illegal role transition {self.old.value} -> {self.new.value}"
 
 
 def check_transition(old: Role, new: Role) -> Role:

@@ -5,6 +5,7 @@ and the explorer read that value and never YAML. The format is described in docs
 published as a JSON Schema in pgha/schema/scenario.schema.json.
 """
 
+from pgha.scenario._dump import dump_scenario
 from pgha.scenario._errors import ScenarioError
 from pgha.scenario._load import ACCEPTED_KEYS, load_scenario, parse_scenario
 from pgha.scenario._model import (
@@ -85,6 +86,7 @@ __all__ = [
     "TargetRole",
     "WorkloadSpec",
     "WorkloadVia",
+    "dump_scenario",
     "load_scenario",
     "parse_scenario",
 ]

@@ -24,7 +24,6 @@ def test_every_role_has_a_row_and_staying_put_is_always_allowed() -> None:
     ("old", "new"),
     [
         (Role.REPLICA, Role.PRIMARY),  # only through CANDIDATE and PROMOTING
-        (Role.REPLICA, Role.PROMOTING),
         (Role.PRIMARY, Role.REPLICA),  # only through DEMOTING
         (Role.UNINITIALIZED, Role.PRIMARY),
         (Role.CLONING, Role.PRIMARY),
@@ -43,3 +42,13 @@ def test_primary_is_reached_only_from_roles_that_held_or_won_the_lock() -> None:
     sources = {old for old, targets in TRANSITIONS.items() if Role.PRIMARY in targets}
     assert sources == {Role.CANDIDATE, Role.PROMOTING, Role.STARTING}
     assert {Role.PRIMARY, Role.PROMOTING} == WRITABLE_ROLES
+
+
+def test_an_illegal_transition_error_survives_copying_and_pickling() -> None:
+    import copy
+    import pickle
+
+    error = IllegalTransitionError(Role.REPLICA, Role.PRIMARY)
+    for clone in (copy.copy(error), pickle.loads(pickle.dumps(error))):
+        assert (clone.old, clone.new) == (Role.REPLICA, Role.PRIMARY)
+        assert str(clone) == "illegal role transition replica -> primary"

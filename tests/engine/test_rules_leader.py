@@ -306,3 +306,12 @@ def test_start_timeout_without_a_healthy_replica_keeps_waiting() -> None:
     st = continuing(leader_state(start_began_mono=30.0), Pending.PEERS, 100.0, renew=OK)
     d = run(st, obs(100.5, cluster=v, postgres=starting, peers=(peer("n2", running=False),)))
     assert d.reason is Reason.PRIMARY_STARTING
+
+
+def test_a_demoted_node_that_still_holds_the_lock_promotes_again() -> None:
+    # It demoted offline while etcd had no leader (so its lease never ran out); with the DCS back
+    # its compare-and-set succeeds and it promotes again, straight from REPLICA.
+    st = continuing(state(Role.REPLICA), Pending.RENEW, 100.0)
+    d = run(st, renewed_obs(postgres=replica()))
+    assert d.reason is Reason.PROMOTE
+    assert d.next_state.role is Role.PROMOTING

@@ -527,3 +527,15 @@ def test_total_loss_at_the_etcd_leader_does_not_hang_the_agents() -> None:
     events = finish(sim)
     for name in sim.nodes:
         assert any(20.0 < t < 40.0 for t in decisions(events, name)), name
+
+
+def test_a_switchover_while_etcd_is_unreachable_fails_like_patronictl_without_crashing() -> None:
+    faults = (
+        "[{at: 20s, partition: {isolate: [etcd1, etcd2, etcd3]}, for: 30s},"
+        " {at: 25s, switchover: {leader: n1, candidate: n2}}]"
+    )
+    events = finish(scenario_sim(faults, duration=60))
+    errors = [e for e in events if e["kind"] == "dcs_error" and e.get("node") == "ctl"]
+    # ctl reaches no etcd member: the request gives up after retry_timeout (3 s here).
+    assert [(e["op"], e["t"]) for e in errors] == [("write_failover", 28.0)]
+    assert events[-1]["kind"] == "run_end"
