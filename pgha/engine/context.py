@@ -148,7 +148,8 @@ def _memo(state: NodeState, obs: Observation) -> CycleMemo:
     if pending is Pending.PEERS:
         return replace(memo, peers=obs.peers or ())
     if pending is Pending.FAILSAFE:
-        return replace(memo, failsafe_acks=obs.failsafe_acks or ())
+        acks = obs.failsafe_acks or ()
+        return replace(memo, failsafe_acks=acks, failsafe_sent_mono=state.pending_sent_mono)
     return memo
 
 

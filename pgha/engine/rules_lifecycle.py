@@ -48,11 +48,13 @@ def _failsafe(ctx: Ctx, others: tuple[str, ...]) -> Decision:
     if others and acks is None:
         post = (PostFailsafe(members=others),)
         return ctx.step(ctx.role, post, Reason.FAILSAFE_CHECK, Pending.FAILSAFE, reread_dcs=False)
-    if acks is not None and not set(others) <= set(acks):
-        return demote(ctx, DemoteMode.OFFLINE, Reason.FAILSAFE_INCOMPLETE_DEMOTE)
-    # Every replica now treats us as the leader for ttl from when it received the POST.
-    sent = ctx.state.pending_sent_mono if acks is not None else ctx.now
+    # Every replica treats us as the leader for ttl from when it received the POST (a member
+    # alone needs no POST). A missing answer, or a proof that old, is no proof: demote.
+    sent = ctx.state.memo.failsafe_sent_mono if others else ctx.now
     deadline = sent + ctx.cfg.ttl_s
+    missing = acks is not None and not set(others) <= set(acks)
+    if missing or deadline <= ctx.now:
+        return demote(ctx, DemoteMode.OFFLINE, Reason.FAILSAFE_INCOMPLETE_DEMOTE)
     kick = (KickWatchdog(not_after_mono=deadline),) if ctx.state.watchdog_timeout_s else ()
     return ctx.end(
         ctx.role, kick, Reason.FAILSAFE_CONTINUE, lock_deadline_mono=deadline, failsafe_active=True

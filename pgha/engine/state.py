@@ -35,6 +35,7 @@ class CycleMemo:
     initialize: LockResult | None = None
     peers: tuple[PeerStatus, ...] | None = None
     failsafe_acks: tuple[str, ...] | None = None
+    failsafe_sent_mono: float = 0.0  # when the POST /failsafe round that gave those acks went out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -106,6 +106,11 @@ class TestFailsafe:
         assert d.next_state.lock_deadline_mono == 130.0
         assert d.next_state.failsafe_active
 
+    def test_a_failsafe_proof_older_than_ttl_demotes_offline(self) -> None:
+        st = continuing(self._st(), Pending.FAILSAFE, 69.0)
+        d = run(st, obs(100.0, cluster=None, postgres=primary(), failsafe_acks=("n2", "n3")))
+        assert d.reason is Reason.FAILSAFE_INCOMPLETE_DEMOTE
+
     def test_a_missing_ack_demotes_offline(self) -> None:
         st = continuing(self._st(), Pending.FAILSAFE, 100.0)
         d = run(st, obs(100.5, cluster=None, postgres=primary(), failsafe_acks=("n2",)))
