@@ -86,9 +86,6 @@ class NodeDcs:
         setattr(self, name, method)
         return method
 
-    def write_config(self) -> Gen:
-        return (yield from self.client.write_config())
-
     def update_member(self, role: MemberRole) -> Gen:
         return (yield from self.client.update_member(self.node.member_value(role)))
 
