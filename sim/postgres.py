@@ -497,6 +497,8 @@ class SimPostgres:
 
     def _ack_time(self, commit_t: float) -> float | None:
         need = self._sync_count()
+        if need <= 0:  # ssn names standbys but waits for none: an asynchronous commit
+            return commit_t
         names = self._sync_candidates()
         if len(names) < need:
             return None

@@ -103,3 +103,46 @@ def test_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_the_issue_example_runs_as_written() -> None:
     scenario = load_scenario(ROOT / "scenarios" / "issue-example.yaml")
     assert [f.kind.value for f in scenario.faults] == ["kill", "partition", "pause", "clock"]
+
+
+# Found by the proof sweep (tests/explore/test_proof.py) on the real engine: in synchronous mode,
+# with the replica n3 stalled and n2's machine killed, the primary's commits were checked against
+# a synchronous_standby_names that named standbys but waited for none, and `max()` of no acks
+# crashed the simulation.
+SYNC_NONE_TO_WAIT_FOR = """
+name: sync-none-to-wait-for
+seed: 7
+duration: 3m
+cluster: {nodes: 3, etcd: 3}
+config: {ttl: 30, loop_wait: 10, retry_timeout: 10, synchronous_mode: true}
+workload: {rate: 10/s, via: direct}
+faults:
+  - {at: 41.2s, pause: {node: n3, what: agent}, for: 81.5s}
+  - {at: 85.7s, pause: {node: n3, what: postgres}, for: 94.3s}
+  - {at: 88.2s, kill: n2, for: 40.8s}
+"""
+
+
+def test_sync_commit_with_no_standby_to_wait_for_does_not_crash() -> None:
+    assert len(history_bytes(SYNC_NONE_TO_WAIT_FOR).splitlines()) > 1000
+
+
+FOUND = sorted((ROOT / "scenarios" / "variants" / "found").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", FOUND, ids=lambda p: p.stem)
+def test_each_minimal_reproducer_breaks_its_variant_and_not_the_engine(
+    path: Path, tmp_path: Path
+) -> None:
+    # Written by `pgha sim explore --engine-variant <name>` (issue 4's scenario library).
+    variant_out, real_out = io.StringIO(), io.StringIO()
+    variant = sim_run(path, out=tmp_path / "v", variant=path.stem, stdout=variant_out)
+    assert variant == 1, variant_out.getvalue()
+    assert sim_run(path, out=tmp_path / "r", stdout=real_out) == 0, real_out.getvalue()
+    assert len(load_scenario(path).faults) <= 4
+
+
+def test_the_scenario_library_has_a_reproducer_per_variant() -> None:
+    from sim.variants import VARIANTS
+
+    assert {p.stem for p in FOUND} == set(VARIANTS)
