@@ -111,7 +111,7 @@ def test_with_every_member_stopped_dcs_error_comes_at_retry_timeout() -> None:
     d.run(20)
     assert isinstance(read.error, DcsError)
     assert read.t is not None
-    assert 1.0 + RETRY <= read.t <= 1.0 + RETRY + 1e-9
+    assert read.t == pytest.approx(1.0 + RETRY, abs=1e-9)
 
 
 def test_an_answer_with_a_lower_term_than_already_seen_is_not_trusted() -> None:
