@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import simpy
@@ -62,7 +62,6 @@ class Applied:
     hosts: tuple[str, ...]
     undo: Undo | None
     done: bool = False
-    params: dict[str, Any] = field(default_factory=dict)
 
 
 class FaultInjector:
@@ -74,6 +73,7 @@ class FaultInjector:
         self.env = sim.world.env
         self._rng = sim.world.rng("faults")
         self._next_id = 1
+        self.firing_id = 0  # the id of the fault being applied (network faults are keyed by it)
         self.active: list[Applied] = []
 
     def schedule(self, faults: tuple[FaultSpec, ...]) -> None:
@@ -83,6 +83,7 @@ class FaultInjector:
     def _fire(self, spec: FaultSpec) -> Gen:
         yield self.env.timeout(max(0.0, spec.at_s - self.env.now))
         fault_id, self._next_id = self._next_id, self._next_id + 1
+        self.firing_id = fault_id
         try:
             hosts, undo = APPLY[spec.kind](self, spec.params)
         except Skip as skip:
@@ -267,7 +268,7 @@ PAUSE: dict[PauseWhat, tuple[Callable[[FaultInjector, SimNode], None], ...]] = {
 
 
 def _partition(f: FaultInjector, p: PartitionFault) -> tuple[tuple[str, ...], Undo | None]:
-    fault_id = f._next_id - 1
+    fault_id = f.firing_id
     pairs, hosts = _partition_pairs(f, p)
     f.sim.net.block(pairs, fault_id)
     return hosts, lambda: f.sim.net.unblock(fault_id)
@@ -348,14 +349,14 @@ def _etcd(f: FaultInjector, p: EtcdFault) -> tuple[tuple[str, ...], Undo | None]
 
 def _loss(f: FaultInjector, p: LossFault) -> tuple[tuple[str, ...], Undo | None]:
     hosts = f.resolve(p.targets)
-    fault_id = f._next_id - 1
+    fault_id = f.firing_id
     f.sim.net.set_loss(hosts, p.rate, fault_id)
     return hosts, lambda: f.sim.net.clear(fault_id)
 
 
 def _latency(f: FaultInjector, p: LatencyFault) -> tuple[tuple[str, ...], Undo | None]:
     hosts = f.resolve(p.targets)
-    fault_id = f._next_id - 1
+    fault_id = f.firing_id
     f.sim.net.set_latency(hosts, Latency(p.median_s, p.p99_s), fault_id)
     return hosts, lambda: f.sim.net.clear(fault_id)
 
