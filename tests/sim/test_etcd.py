@@ -112,7 +112,8 @@ def test_isolating_the_leader_elects_another_member_after_the_election_timeout(
     assert e.cluster.leader is None  # lost at once: it no longer reaches a majority
     e.run(10)
     [election] = e.elections()
-    assert 1.0 + TIMEOUT <= election["t"] <= 1.0 + 2 * TIMEOUT
+    assert election["t"] - 1.0 >= TIMEOUT
+    assert election["t"] - 1.0 <= 2 * TIMEOUT
     assert election["node"] == e.cluster.leader != old
     assert election["term"] == e.cluster.term == 3
     assert not e.cluster.current(old)
@@ -281,7 +282,8 @@ def test_a_stopped_member_refuses_at_once() -> None:
     for out in (read, write):
         assert isinstance(out.error, Unreachable)
         assert out.t is not None
-        assert 1.0 < out.t <= 1.0 + 2 * LAT  # refused, not timed out
+        assert out.t > 1.0  # refused after one round trip, not timed out
+        assert out.t <= 1.0 + 2 * LAT
     assert e.cluster.leader is not None  # two of three still make a majority
     assert "k" not in e.cluster.kv
 

@@ -37,6 +37,16 @@ def reach(sim: Simulation, src: str, dst: str) -> bool:
     return sim.net.connected(src, dst)
 
 
+def cut_links(sim: Simulation, times: list[float]) -> dict[float, set[tuple[str, str]]]:
+    """At each time, the directed (src, dst) pairs that cannot reach each other."""
+    hosts = sim.net.hosts
+    return probe(
+        sim.world.env,
+        times,
+        lambda: {(a, b) for a in hosts for b in hosts if a != b and not reach(sim, a, b)},
+    )
+
+
 # ---------------------------------------------------------------- machines, agents, PostgreSQL
 
 
@@ -140,46 +150,34 @@ def test_pause_freezes_what_it_names_and_resumes_it(what: str) -> None:
 
 def test_partition_isolate_primary_cuts_it_off_both_ways_from_every_host() -> None:
     sim = scenario_sim("[{at: 20s, partition: {isolate: primary}, for: 10s}]")
-    hosts = sim.net.hosts
-    links = probe(
-        sim.world.env,
-        [25.0, 30.0001],
-        lambda: {(a, b) for a in hosts for b in hosts if a != b and not reach(sim, a, b)},
-    )
+    links = cut_links(sim, [25.0, 30.0001])
     events = finish(sim)
     victim = first_target(events)
     assert phases(events) == [
         (20.0, "start", "partition", [victim]),
         (30.0, "end", "partition", [victim]),
     ]
-    others = [h for h in hosts if h != victim]
+    others = [h for h in sim.net.hosts if h != victim]
     assert links[25.0] == {(victim, h) for h in others} | {(h, victim) for h in others}
     assert links[30.0001] == set()
 
 
 def test_partition_groups_block_between_groups_and_spare_hosts_in_no_group() -> None:
     sim = scenario_sim("[{at: 20s, partition: {groups: [[n1, etcd1], [n2, n3]]}, for: 10s}]")
-    hosts = sim.net.hosts
-    links = probe(
-        sim.world.env,
-        [25.0],
-        lambda: {(a, b) for a in hosts for b in hosts if a != b and not reach(sim, a, b)},
-    )
+    links = cut_links(sim, [25.0])
     events = finish(sim)
     assert phases(events)[0] == (20.0, "start", "partition", ["n1", "etcd1", "n2", "n3"])
     cut = {(a, b) for a in ("n1", "etcd1") for b in ("n2", "n3")}
     assert links[25.0] == cut | {(b, a) for a, b in cut}
-    assert {"etcd2", "etcd3", HAPROXY_HOST, CTL_HOST} <= set(hosts)  # in no group: untouched
+    # Hosts in no group are untouched:
+    assert {"etcd2", "etcd3", HAPROXY_HOST, CTL_HOST} <= set(
+        sim.net.hosts
+    )  # in no group: untouched
 
 
 def test_partition_one_way_drops_only_from_to() -> None:
     sim = scenario_sim("[{at: 20s, partition: {from: n1, to: [n2, etcd1]}, for: 10s}]")
-    hosts = sim.net.hosts
-    links = probe(
-        sim.world.env,
-        [25.0],
-        lambda: {(a, b) for a in hosts for b in hosts if a != b and not reach(sim, a, b)},
-    )
+    links = cut_links(sim, [25.0])
     events = finish(sim)
     assert phases(events)[0] == (20.0, "start", "partition", ["n1", "n2", "etcd1"])
     assert links[25.0] == {("n1", "n2"), ("n1", "etcd1")}
@@ -187,12 +185,7 @@ def test_partition_one_way_drops_only_from_to() -> None:
 
 def test_partition_bridge_leaves_the_bridge_reaching_both_sides() -> None:
     sim = scenario_sim("[{at: 20s, partition: {a: n1, b: n2, bridge: n3}, for: 10s}]")
-    hosts = sim.net.hosts
-    links = probe(
-        sim.world.env,
-        [25.0],
-        lambda: {(a, b) for a in hosts for b in hosts if a != b and not reach(sim, a, b)},
-    )
+    links = cut_links(sim, [25.0])
     events = finish(sim)
     assert phases(events)[0] == (20.0, "start", "partition", ["n1", "n2", "n3"])
     assert links[25.0] == {("n1", "n2"), ("n2", "n1")}
