@@ -11,6 +11,7 @@ module imports :mod:`sim` (and later :mod:`chaos`) lazily, inside the subcommand
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import textwrap
 import time
@@ -52,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine-variant", metavar="NAME", help="run a known-bad engine variant")
     _explore_parser(sim_commands)
     sim_commands.add_parser("variants", help="list the known-bad engine variants")
+    for name, (_, summary) in PASS_THROUGH.items():
+        worlds.add_parser(name, help=f"{summary} (pgha {name} --help)", add_help=False)
     return parser
 
 
@@ -95,8 +98,21 @@ def _explore_parser(commands: Any) -> None:
     )
 
 
+# Commands with a parser of their own, imported only when used: module and one-line summary.
+PASS_THROUGH: dict[str, tuple[str, str]] = {
+    "agent": ("pgha.agent.main", "run the HA agent beside one PostgreSQL server"),
+    "ctl": ("pgha.agent.ctl", "inspect and operate a running cluster, like patronictl"),
+    "softdog": ("pgha.agent.softdog", "the watchdog emulation for hosts without /dev/watchdog"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``pgha`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in PASS_THROUGH:
+        module = importlib.import_module(PASS_THROUGH[argv[0]][0])
+        code: int = module.main(argv[1:])
+        return code
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.world != "sim":

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import Any
 
-from pgha.engine.actions import Action
+from pgha.engine.actions import AcquireLock, Action, ReleaseLock, RenewLock
 from pgha.engine.config import DynamicConfig, WatchdogMode
 from pgha.engine.decision import Decision, Reason
 from pgha.engine.roles import Role
@@ -192,6 +192,37 @@ def actions_event(node: str, results: StepResults) -> ActionsEvent:
         lock_result=results.lock_result,
         failure=results.failure,
     )
+
+
+def lock_events(event: ActionsEvent) -> list[dict[str, Any]]:
+    """The `lock` history events of one step, from what ran (docs/history.md)."""
+    out: list[dict[str, Any]] = []
+    for action in event.ran:
+        ok = action is not event.failed
+        if isinstance(action, AcquireLock) and ok:
+            out.append({"event": "acquired"})
+        elif isinstance(action, RenewLock):
+            lost = event.lock_result is LockResult.CAS_FAILED
+            out.append({"event": "renewed" if ok else ("lost" if lost else "error")})
+        elif isinstance(action, ReleaseLock) and ok:
+            out.append({"event": "released"})
+    return out
+
+
+def history_records(event: Event) -> list[tuple[str, dict[str, Any]]]:
+    """The history events (kind, fields) of one loop event, as both worlds write them."""
+    if isinstance(event, DecisionEvent):
+        decided = {
+            "reason": event.reason.value,
+            "role": event.role.value,
+            "actions": [type(a).__name__ for a in event.actions],
+            "immediate": event.immediate,
+        }
+        return [("decision", decided)]
+    records = [("lock", record) for record in lock_events(event)]
+    if event.dropped is not None:
+        records.append(("dropped", {"action": type(event.dropped).__name__}))
+    return records
 
 
 # ---------------------------------------------------------------- requests and the loop

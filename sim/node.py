@@ -14,13 +14,12 @@ from typing import Any
 
 import simpy
 
-from pgha.engine.actions import AcquireLock, Action, ReleaseLock, RenewLock
+from pgha.engine.actions import Action
 from pgha.engine.rules import decide as engine_decide
 from pgha.engine.state import NodeState
 from pgha.engine.values import (
     FailsafeHeartbeat,
     LocalConfig,
-    LockResult,
     Member,
     MemberRole,
     Observation,
@@ -39,6 +38,7 @@ from pgha.loop import (
     Observe,
     Sleep,
     agent_steps,
+    history_records,
 )
 from pgha.ports import ActionFailed, DcsError
 from sim.clock import HostClock
@@ -337,20 +337,8 @@ class SimNode:
             self.world.record("agent_role", node=self.name, role=status.role.value)
 
     def _emit(self, event: DecisionEvent | ActionsEvent) -> None:
-        if isinstance(event, DecisionEvent):
-            self.world.record(
-                "decision",
-                node=self.name,
-                reason=event.reason.value,
-                role=event.role.value,
-                actions=[type(a).__name__ for a in event.actions],
-                immediate=event.immediate,
-            )
-            return
-        for record in _lock_events(event):
-            self.world.record("lock", node=self.name, **record)
-        if event.dropped is not None:
-            self.world.record("dropped", node=self.name, action=type(event.dropped).__name__)
+        for kind, fields in history_records(event):
+            self.world.record(kind, node=self.name, **fields)
 
     # ---------------------------------------------------------------- REST
 
@@ -445,18 +433,3 @@ class SimNode:
     def _reboot(self) -> Gen:
         yield self.env.timeout(REBOOT_S)
         self.restart()
-
-
-def _lock_events(event: ActionsEvent) -> list[dict[str, Any]]:
-    # The lock and watchdog events of one step, from what ran (docs/history.md).
-    out: list[dict[str, Any]] = []
-    for action in event.ran:
-        ok = action is not event.failed
-        if isinstance(action, AcquireLock) and ok:
-            out.append({"event": "acquired"})
-        elif isinstance(action, RenewLock):
-            lost = event.lock_result is LockResult.CAS_FAILED
-            out.append({"event": "renewed" if ok else ("lost" if lost else "error")})
-        elif isinstance(action, ReleaseLock) and ok:
-            out.append({"event": "released"})
-    return out

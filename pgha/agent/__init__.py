@@ -1,0 +1,1 @@
+"""The real agent: etcd, PostgreSQL, watchdog, REST API, callbacks and the loop driver."""

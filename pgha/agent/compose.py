@@ -1,0 +1,311 @@
+# The composition root of the real agent: it turns one checked configuration file into the real
+# ports (etcd, PostgreSQL, watchdog, peers' REST APIs, callbacks, the system clock), the REST API
+# and the loop driver, and nothing else. The node's own watchdog settings override the cluster's
+# (`WatchdogConfig.apply_to`): whether this machine has a watchdog is a local fact, never the DCS's.
+"""Build a running agent from an AgentConfig."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pgha.agent.admin import FailsafeInbox
+from pgha.agent.callbacks import CallbackResult, CallbackRunner
+from pgha.agent.config import AgentConfig
+from pgha.agent.config_model import WatchdogConfig
+from pgha.agent.etcd import EtcdDcs
+from pgha.agent.etcd_admin import EtcdAdmin
+from pgha.agent.etcd_session import EtcdSettings
+from pgha.agent.peers import HttpPeers
+from pgha.agent.pg_settings import Credentials, PgBackRestSettings, PgSettings
+from pgha.agent.postgres import PgPort
+from pgha.agent.rest_common import RestSettings
+from pgha.agent.restapi import RestApi
+from pgha.agent.runner import AgentHistory, CommandQueue, StatusBoard
+from pgha.agent.watchdog import open_watchdog
+from pgha.engine.config import WatchdogMode
+from pgha.engine.values import (
+    ClusterView,
+    HistoryEntry,
+    LocalConfig,
+    LockResult,
+    MemberRole,
+)
+from pgha.loop import AgentStatus
+from pgha.ports import Ports, Watchdog
+
+
+class SystemClock:
+    """The host's clocks: monotonic for every deadline, wall only for operators' schedules."""
+
+    def now_mono(self) -> float:
+        return time.monotonic()
+
+    def now_wall(self) -> float:
+        return time.time()
+
+
+class LocalDcs:
+    """The etcd port, with this node's own watchdog settings laid over every `/config` read."""
+
+    def __init__(self, etcd: EtcdDcs, watchdog: WatchdogConfig) -> None:
+        self.etcd = etcd
+        self._watchdog = watchdog
+
+    def read_cluster(self) -> ClusterView:
+        view = self.etcd.read_cluster()
+        return replace(view, config=self._watchdog.apply_to(view.config))
+
+    def acquire_initialize(self) -> bool:
+        return self.etcd.acquire_initialize()
+
+    def write_initialize(self, sysid: str) -> None:
+        self.etcd.write_initialize(sysid)
+
+    def delete_initialize(self) -> None:
+        self.etcd.delete_initialize()
+
+    def write_config(self) -> None:
+        self.etcd.write_config()
+
+    def acquire_lock(self) -> LockResult:
+        return self.etcd.acquire_lock()
+
+    def renew_lock(self, version: int) -> LockResult:
+        return self.etcd.renew_lock(version)
+
+    def release_lock(self, version: int | None) -> None:
+        self.etcd.release_lock(version)
+
+    def write_sync(
+        self, leader: str | None, standbys: frozenset[str], quorum: int, version: int | None
+    ) -> bool:
+        return self.etcd.write_sync(leader, standbys, quorum, version)
+
+    def write_status(self, optime_lsn: int) -> None:
+        self.etcd.write_status(optime_lsn)
+
+    def write_failsafe(self, members: tuple[str, ...]) -> None:
+        self.etcd.write_failsafe(members)
+
+    def append_history(self, entry: HistoryEntry) -> None:
+        self.etcd.append_history(entry)
+
+    def clear_failover(self, version: int) -> bool:
+        return self.etcd.clear_failover(version)
+
+    def update_member(self, role: MemberRole) -> None:
+        self.etcd.update_member(role)
+
+
+def api_url(cfg: AgentConfig) -> str:
+    return f"http://{cfg.restapi.connect_address}/patroni"
+
+
+def conn_url(cfg: AgentConfig) -> str:
+    return f"postgres://{cfg.postgresql.connect_address}/postgres"
+
+
+def etcd_settings(cfg: AgentConfig) -> EtcdSettings:
+    return EtcdSettings(
+        hosts=tuple((h.host, h.port) for h in cfg.etcd.hosts),
+        scope=cfg.scope,
+        namespace=cfg.namespace,
+        username=cfg.etcd.username,
+        password=cfg.etcd.password,
+        retry_timeout_s=cfg.bootstrap.dynamic.retry_timeout_s,
+    )
+
+
+def _credentials(value: Any) -> Credentials | None:
+    return None if value is None else Credentials(username=value.username, password=value.password)
+
+
+def pg_settings(cfg: AgentConfig) -> PgSettings:
+    """The PostgreSQL port's settings from the `postgresql` section."""
+    pg = cfg.postgresql
+    backrest = pg.pgbackrest
+    auth = pg.authentication
+    return PgSettings(
+        name=cfg.name,
+        data_dir=pg.data_dir,
+        bin_dir=pg.bin_dir,
+        listen_host=pg.listen.host,
+        listen_port=pg.listen.port,
+        connect_host=pg.connect_address.host,
+        connect_port=pg.connect_address.port,
+        superuser=Credentials(username=auth.superuser.username, password=auth.superuser.password),
+        replication=Credentials(
+            username=auth.replication.username, password=auth.replication.password
+        ),
+        rewind=_credentials(auth.rewind),
+        parameters=dict(pg.parameters),
+        pg_hba=pg.pg_hba,
+        create_replica_methods=pg.create_replica_methods,
+        basebackup_options=pg.basebackup,
+        pgbackrest=None if backrest is None or backrest.stanza is None else _backrest(backrest),
+        archive_via_pgbackrest=backrest is not None and backrest.archive,
+        initdb_options=cfg.bootstrap.initdb or ("--data-checksums",),
+        pg_ctl_timeout_s=pg.pg_ctl_timeout_s,
+        os_user=pg.os_user,
+        socket_dir=pg.socket_dir,
+        log_file=str(Path(cfg.log.dir) / "postgresql.log") if cfg.log.dir else None,
+        cluster_name=cfg.scope,
+    )
+
+
+def _backrest(backrest: Any) -> PgBackRestSettings:
+    return PgBackRestSettings(
+        stanza=backrest.stanza,
+        config_path=backrest.config,
+        repo_path=backrest.repo_path,
+        no_leader=backrest.no_leader,
+        command=tuple(backrest.command),
+    )
+
+
+def _member(status: AgentStatus, name: str, attribute: str) -> str | None:
+    view = status.cluster
+    member = None if view is None else view.member(name)
+    value = None if member is None else getattr(member, attribute)
+    return value or None
+
+
+@dataclass(slots=True)
+class Parts:
+    """Everything a running agent is made of."""
+
+    cfg: AgentConfig
+    local: LocalConfig
+    ports: Ports
+    dcs: LocalDcs
+    pg: PgPort
+    callbacks: CallbackRunner
+    rest: RestApi
+    admin: EtcdAdmin
+    board: StatusBoard
+    commands: CommandQueue
+    history: AgentHistory
+    wake: threading.Event
+
+
+def _watchdog(cfg: AgentConfig) -> Watchdog:
+    device = None if cfg.watchdog.mode is WatchdogMode.OFF else cfg.watchdog.device
+    return open_watchdog(device)
+
+
+def _callback_commands(cfg: AgentConfig) -> dict[str, tuple[str, ...]]:
+    names = ("on_start", "on_stop", "on_restart", "on_reload", "on_role_change", "pre_promote")
+    found = {name: cfg.postgresql.callbacks.command(name) for name in names}
+    return {name: argv for name, argv in found.items() if argv}
+
+
+def build(cfg: AgentConfig) -> Parts:
+    """Wire every part of the agent; nothing is started (no port bound, no process run)."""
+    clock = SystemClock()
+    history = AgentHistory(
+        Path(cfg.log.history) if cfg.log.history else None, cfg.name, clock.now_mono
+    )
+    board = StatusBoard(AgentStatus(name=cfg.name, tags=cfg.tags))
+    wake = threading.Event()
+
+    def record_callback(result: CallbackResult) -> None:
+        history.record(
+            "callback",
+            callback=result.name,
+            outcome=result.outcome,
+            exit_code=result.exit_code,
+            duration_s=result.duration_s,
+        )
+
+    callbacks = CallbackRunner(
+        _callback_commands(cfg),
+        scope=cfg.scope,
+        timeout_s=cfg.postgresql.callback_timeout_s,
+        on_result=record_callback,
+        os_user=cfg.postgresql.os_user,
+    )
+    etcd = etcd_settings(cfg)
+    holder: list[PgPort] = []
+    dcs = LocalDcs(
+        EtcdDcs(
+            etcd,
+            name=cfg.name,
+            api_url=api_url(cfg),
+            conn_url=conn_url(cfg),
+            tags=cfg.tags,
+            bootstrap_config=dict(cfg.bootstrap.dcs_raw),
+            postgres_state=lambda: holder[0].state(),
+        ),
+        cfg.watchdog,
+    )
+    pg = PgPort(
+        pg_settings(cfg),
+        conn_url_of=lambda name: _member(board.get(), name, "conn_url"),
+        pre_promote=lambda: callbacks.run_named("pre_promote", "primary"),
+        dynamic=lambda: _postgresql_section(dcs, cfg),
+    )
+    holder.append(pg)
+    inbox = FailsafeInbox(clock.now_mono)
+    auth = cfg.restapi.authentication
+    rest_auth = None if auth is None or auth.password is None else (auth.username, auth.password)
+    peers = HttpPeers(
+        name=cfg.name,
+        api_url_of=lambda name: _member(board.get(), name, "api_url"),
+        auth=rest_auth,
+        inbox=inbox,
+    )
+    ports = Ports(
+        clock=clock,
+        dcs=dcs,
+        postgres=pg,
+        watchdog=_watchdog(cfg),
+        peers=peers,
+        callbacks=callbacks,
+    )
+    commands = CommandQueue(wake)
+    admin = EtcdAdmin(etcd)
+    rest = RestApi(
+        RestSettings(
+            listen_host=cfg.restapi.listen.host,
+            listen_port=cfg.restapi.listen.port,
+            connect_url=f"http://{cfg.restapi.connect_address}",
+            username=None if auth is None else auth.username,
+            password=None if auth is None else auth.password,
+            request_timeout_s=cfg.restapi.request_timeout_s,
+        ),
+        status=board.get,
+        now_mono=clock.now_mono,
+        admin=admin,
+        commands=commands,
+        inbox=inbox,
+        name=cfg.name,
+        scope=cfg.scope,
+    )
+    local = LocalConfig(
+        name=cfg.name,
+        tags=cfg.tags,
+        api_url=api_url(cfg),
+        conn_url=conn_url(cfg),
+        replica_method_without_leader=_without_leader(cfg),
+    )
+    return Parts(cfg, local, ports, dcs, pg, callbacks, rest, admin, board, commands, history, wake)
+
+
+def _without_leader(cfg: AgentConfig) -> bool:
+    pg = cfg.postgresql
+    methods: Collection[str] = pg.create_replica_methods
+    backrest = "pgbackrest" in methods and pg.pgbackrest is not None and pg.pgbackrest.no_leader
+    custom = any(m.no_leader for name, m in pg.replica_methods.items() if name in methods)
+    return backrest or custom
+
+
+def _postgresql_section(dcs: LocalDcs, cfg: AgentConfig) -> Mapping[str, Any]:
+    """The dynamic `postgresql` section: from `/config` once read, else the bootstrap one."""
+    raw = dcs.etcd.raw_config_document() or dict(cfg.bootstrap.dcs_raw)
+    section = raw.get("postgresql")
+    return section if isinstance(section, Mapping) else {}

@@ -1,0 +1,392 @@
+# Safety rule: a malformed value in one key must never hide the others or crash the loop (a crash
+# would stop lock renewal). Each key decodes on its own; a bad one is skipped (or, for `/config`,
+# the last good configuration is kept and the error reported; for `/sync`, a bad value is read as
+# "active with no electable standby", so it can never let an unsynchronised replica promote).
+# Versions are etcd mod revisions, so every write the engine makes can be a compare-and-set on
+# the snapshot it decided on (bug zoo 4). Pure functions: no I/O.
+"""Patroni-compatible JSON encoding and decoding of the cluster's etcd keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pgha
+from pgha.engine.config import ConfigError, DynamicConfig, parse_dynamic_config
+from pgha.engine.values import (
+    ClusterView,
+    FailoverKey,
+    HistoryEntry,
+    LeaderKey,
+    Member,
+    MemberRole,
+    PostgresState,
+    SyncKey,
+    Tags,
+)
+
+INITIALIZE = "initialize"
+LEADER = "leader"
+MEMBERS = "members/"
+CONFIG = "config"
+SYNC = "sync"
+FAILOVER = "failover"
+HISTORY = "history"
+STATUS = "status"
+FAILSAFE = "failsafe"
+HISTORY_REASON = "no recovery target specified"  # what PostgreSQL's history files usually say
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """One etcd key under the cluster prefix: `key` is relative to the prefix."""
+
+    key: str
+    value: bytes
+    mod_revision: int
+    lease_id: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigMemory:
+    """The last good `/config`: parsed, as raw JSON, and the error of the latest bad one."""
+
+    config: DynamicConfig = field(default_factory=DynamicConfig)
+    document: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+# ---------------------------------------------------------------------- decoding
+
+
+def to_entries(kvs: Iterable[Any], prefix: str) -> list[Entry]:
+    """etcd KeyValue messages under `prefix` as Entries (keys relative to the prefix)."""
+    out = []
+    for kv in kvs:
+        key = bytes(kv.key).decode("utf-8", errors="replace")
+        if key.startswith(prefix):
+            out.append(
+                Entry(
+                    key=key[len(prefix) :],
+                    value=bytes(kv.value),
+                    mod_revision=int(kv.mod_revision),
+                    lease_id=int(kv.lease),
+                )
+            )
+    return out
+
+
+def decode_cluster(
+    entries: Iterable[Entry], memory: ConfigMemory
+) -> tuple[ClusterView, ConfigMemory]:
+    """Build the ClusterView of one range read; also the updated config memory."""
+    by_key = {entry.key: entry for entry in entries}
+    config_entry = by_key.get(CONFIG)
+    memory = absorb_config(config_entry, memory)
+    view = ClusterView(
+        initialize=_text(by_key.get(INITIALIZE)),
+        leader=_leader(by_key.get(LEADER)),
+        members=tuple(
+            member
+            for key, entry in sorted(by_key.items())
+            if key.startswith(MEMBERS) and (member := decode_member(entry)) is not None
+        ),
+        failover=_failover(by_key.get(FAILOVER)),
+        sync=_sync(by_key.get(SYNC)),
+        history=_history(by_key.get(HISTORY)),
+        status_optime_lsn=_status(by_key.get(STATUS)),
+        failsafe=_failsafe(by_key.get(FAILSAFE)),
+        config=memory.config,
+        config_version=None if config_entry is None else config_entry.mod_revision,
+    )
+    return view, memory
+
+
+def absorb_config(entry: Entry | None, memory: ConfigMemory) -> ConfigMemory:
+    """A read `/config`: valid -> remembered; invalid -> previous kept, error noted; absent -> as
+    before (the bootstrap configuration until the key is first written)."""
+    if entry is None:
+        return replace(memory, error=None)
+    document = json_object(entry.value)
+    if document is None:
+        return replace(memory, error="config: not a JSON object")
+    try:
+        config = parse_dynamic_config(document)
+    except ConfigError as exc:
+        return replace(memory, error=f"config: {exc}")
+    return ConfigMemory(config=config, document=document, error=None)
+
+
+def json_object(value: bytes) -> dict[str, Any] | None:
+    """The JSON object in `value`, or None when it is not one."""
+    try:
+        decoded = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return decoded if isinstance(decoded, dict) else None
+
+
+def _json(value: bytes) -> Any:
+    try:
+        return json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _text(entry: Entry | None) -> str | None:
+    return None if entry is None else entry.value.decode("utf-8", errors="replace")
+
+
+def _leader(entry: Entry | None) -> LeaderKey | None:
+    holder = _text(entry)
+    if entry is None or holder is None:
+        return None
+    return LeaderKey(holder=holder, version=entry.mod_revision)
+
+
+def _int(value: object) -> int | None:
+    """An int from JSON (ints only, or a decimal string); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _bool(value: object, default: bool) -> bool:
+    """Patroni-style boolean tag: true/false, or the strings on/off, yes/no, true/false, 1/0."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "on", "yes", "1"}:
+        return True
+    if isinstance(value, str) and value.strip().lower() in {"false", "off", "no", "0"}:
+        return False
+    return default
+
+
+def decode_tags(raw: object) -> Tags:
+    """Member tags; an unreadable tag keeps its default."""
+    if not isinstance(raw, dict):
+        return Tags()
+    priority = _int(raw.get("failover_priority"))
+    replicatefrom = raw.get("replicatefrom")
+    return Tags(
+        nofailover=_bool(raw.get("nofailover"), False),
+        failover_priority=1 if priority is None else priority,
+        noloadbalance=_bool(raw.get("noloadbalance"), False),
+        clonefrom=_bool(raw.get("clonefrom"), False),
+        replicatefrom=replicatefrom if isinstance(replicatefrom, str) and replicatefrom else None,
+        nosync=_bool(raw.get("nosync"), False),
+        nostream=_bool(raw.get("nostream"), False),
+    )
+
+
+_ROLES = {
+    "primary": MemberRole.PRIMARY,
+    "master": MemberRole.PRIMARY,
+    "standby_leader": MemberRole.PRIMARY,
+    "replica": MemberRole.REPLICA,
+    "uninitialized": MemberRole.UNINITIALIZED,
+}
+
+
+def decode_member(entry: Entry) -> Member | None:
+    """One `members/<name>` key; None when its value is not a JSON object."""
+    document = json_object(entry.value)
+    name = entry.key[len(MEMBERS) :]
+    if document is None or not name:
+        return None
+    role = document.get("role")
+    return Member(
+        name=name,
+        api_url=_str(document.get("api_url")),
+        conn_url=_str(document.get("conn_url")),
+        role=_ROLES.get(role, MemberRole.REPLICA) if isinstance(role, str) else MemberRole.REPLICA,
+        running=document.get("state") == "running",
+        timeline=_int(document.get("timeline")),
+        wal_lsn=_int(document.get("xlog_location")),
+        tags=decode_tags(document.get("tags")),
+        checkpoint_after_promote_pending=document.get("checkpoint_after_promote") is False,
+    )
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _optional_name(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _failover(entry: Entry | None) -> FailoverKey | None:
+    document = None if entry is None else json_object(entry.value)
+    if entry is None or document is None:
+        return None
+    scheduled = document.get("scheduled_at")
+    scheduled_at_wall = None
+    if scheduled is not None:
+        scheduled_at_wall = parse_timestamp(scheduled)
+        if scheduled_at_wall is None:
+            return None  # an unreadable schedule must not turn into "now"
+    return FailoverKey(
+        leader=_optional_name(document.get("leader")),
+        candidate=_optional_name(document.get("member")),
+        scheduled_at_wall=scheduled_at_wall,
+        version=entry.mod_revision,
+    )
+
+
+def parse_timestamp(value: object) -> float | None:
+    """Epoch seconds of an ISO-8601 timestamp with a timezone; None otherwise."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return None if moment.tzinfo is None else moment.timestamp()
+
+
+def _sync(entry: Entry | None) -> SyncKey:
+    if entry is None:
+        return SyncKey()
+    document = json_object(entry.value)
+    blocked = SyncKey(leader="", version=entry.mod_revision)  # see the module comment
+    if document is None:
+        return blocked
+    leader, quorum = document.get("leader"), document.get("quorum")
+    names = _names(document.get("sync_standby"))
+    count = 0 if quorum is None else _int(quorum)
+    if names is None or count is None or (leader is not None and not isinstance(leader, str)):
+        return blocked
+    return SyncKey(leader=leader or None, standbys=names, quorum=count, version=entry.mod_revision)
+
+
+def _names(value: object) -> frozenset[str] | None:
+    """`"a,b"` (Patroni), a list of names, or null; None when it is none of these."""
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset(name.strip() for name in value.split(",") if name.strip())
+    if isinstance(value, list) and all(isinstance(name, str) for name in value):
+        return frozenset(value)
+    return None
+
+
+def _history(entry: Entry | None) -> tuple[HistoryEntry, ...]:
+    lines = None if entry is None else _json(entry.value)
+    if not isinstance(lines, list):
+        return ()
+    out = []
+    for line in lines:
+        item = decode_history_line(line)
+        if item is not None:
+            out.append(item)
+    return tuple(out)
+
+
+def decode_history_line(line: object) -> HistoryEntry | None:
+    """`[timeline, switch_lsn, reason, timestamp, new_leader]`; None when unreadable."""
+    if not isinstance(line, list) or len(line) < 2:
+        return None
+    timeline, switch_lsn = _int(line[0]), _int(line[1])
+    if timeline is None or switch_lsn is None:
+        return None
+    new_leader = _optional_name(line[4]) if len(line) > 4 else None
+    return HistoryEntry(timeline=timeline, switch_lsn=switch_lsn, new_leader=new_leader)
+
+
+def _status(entry: Entry | None) -> int | None:
+    document = None if entry is None else json_object(entry.value)
+    return None if document is None else _int(document.get("optime"))
+
+
+def _failsafe(entry: Entry | None) -> tuple[str, ...] | None:
+    document = None if entry is None else json_object(entry.value)
+    return None if document is None else tuple(str(name) for name in document)
+
+
+# ---------------------------------------------------------------------- encoding
+
+
+def dumps(value: object) -> bytes:
+    """Compact JSON, as bytes."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def encode_tags(tags: Tags) -> dict[str, Any]:
+    """Tags as Patroni publishes them: only those that differ from the default."""
+    defaults = Tags()
+    out: dict[str, Any] = {}
+    for name in (
+        "nofailover",
+        "failover_priority",
+        "noloadbalance",
+        "clonefrom",
+        "nosync",
+        "nostream",
+        "replicatefrom",
+    ):
+        value = getattr(tags, name)
+        if value != getattr(defaults, name):
+            out[name] = value
+    return out
+
+
+def encode_member(
+    *, role: MemberRole, pg: PostgresState, api_url: str, conn_url: str, tags: Tags
+) -> bytes:
+    """The `members/<name>` value."""
+    document: dict[str, Any] = {
+        "conn_url": conn_url,
+        "api_url": api_url,
+        "state": pg.run.value,
+        "role": role.value,
+        "version": pgha.__version__,
+    }
+    if pg.data_present:
+        document["xlog_location"] = pg.wal_lsn
+    if pg.timeline is not None:
+        document["timeline"] = pg.timeline
+    tag_document = encode_tags(tags)
+    if tag_document:
+        document["tags"] = tag_document
+    return dumps(document)
+
+
+def encode_sync(leader: str | None, standbys: frozenset[str], quorum: int) -> bytes:
+    """The `sync` value: `sync_standby` as Patroni writes it ("a,b", or null when empty)."""
+    return dumps(
+        {"leader": leader, "sync_standby": ",".join(sorted(standbys)) or None, "quorum": quorum}
+    )
+
+
+def encode_failover(
+    *, leader: str | None, candidate: str | None, scheduled_at_wall: float | None
+) -> bytes:
+    """The `failover` value; `scheduled_at` as ISO-8601 in UTC."""
+    document: dict[str, Any] = {}
+    if leader is not None:
+        document["leader"] = leader
+    if candidate is not None:
+        document["member"] = candidate
+    if scheduled_at_wall is not None:
+        document["scheduled_at"] = datetime.fromtimestamp(scheduled_at_wall, tz=UTC).isoformat()
+    return dumps(document)
+
+
+def history_lines(value: bytes | None) -> list[Any]:
+    """The raw lines of a `history` value (an unreadable value counts as empty)."""
+    lines = None if value is None else _json(value)
+    return lines if isinstance(lines, list) else []
+
+
+def history_line(entry: HistoryEntry, now_wall: float) -> list[Any]:
+    """`[timeline, switch_lsn, reason, timestamp, new_leader]` as Patroni writes it."""
+    stamp = datetime.fromtimestamp(now_wall, tz=UTC).isoformat()
+    return [entry.timeline, entry.switch_lsn, HISTORY_REASON, stamp, entry.new_leader]

@@ -1,0 +1,240 @@
+# `pgha agent`: run the HA loop beside one PostgreSQL server, or check a configuration file.
+# Lifecycle: read and check the file, bind the REST API, run the loop until SIGTERM/SIGINT, then
+# shut down in Patroni's order: stop PostgreSQL, and only then release the leader key, so no other
+# node is promoted while this one can still accept writes; close the watchdog with the magic close
+# last. In pause nothing is stopped (the operator manages PostgreSQL). Operator commands (restart,
+# reinitialize, reload) run between two cycles; reinitializing the leader is refused.
+"""The `pgha agent` command: run the agent, or validate its configuration file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pgha.agent.admin import Command, CommandResult
+from pgha.agent.compose import Parts, build
+from pgha.agent.config import (
+    AgentConfigError,
+    check_environment,
+    config_warnings,
+    load_agent_config,
+    validate_main,
+)
+from pgha.agent.runner import AgentLoop, LoopParts
+from pgha.engine.values import MemberRole
+from pgha.executor import AgentHalted
+from pgha.loop import AgentStatus
+from pgha.ports import ActionFailed, DcsError
+
+log = logging.getLogger("pgha.agent")
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG, EXIT_HALTED = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pgha agent",
+        description="Run the HA agent beside one PostgreSQL server (etcd v3 as the DCS).",
+    )
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--config", "-c", type=Path, metavar="FILE", help="run with this file")
+    mode.add_argument(
+        "--validate-config", type=Path, metavar="FILE", help="check FILE and exit (0 ok, 2 bad)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `pgha agent`; returns the exit code (0 stopped cleanly, 1 failed, 2 bad config,
+    3 halted by the engine)."""
+    args = build_parser().parse_args(argv)
+    if args.validate_config is not None:
+        return validate_main(args.validate_config)
+    try:
+        cfg = load_agent_config(args.config)
+    except AgentConfigError as error:
+        print(f"pgha agent: {error}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    problems = check_environment(cfg)
+    if problems:
+        for problem in problems:
+            print(f"pgha agent: {cfg.source_path}: {problem}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    logging.basicConfig(
+        level=cfg.log.level,
+        format=f"%(asctime)s %(levelname)s {cfg.name}: %(message)s",
+    )
+    for warning in config_warnings(cfg):
+        log.warning("%s", warning)
+    return Agent(build(cfg)).run()
+
+
+class Agent:
+    """One running agent: REST API thread, loop in the calling thread, orderly shutdown."""
+
+    def __init__(self, parts: Parts) -> None:
+        self.parts = parts
+        self._applied_config: Mapping[str, Any] | None = None
+        self.pending_restart = False
+        self.loop = AgentLoop(
+            LoopParts(
+                local=parts.local,
+                ports=parts.ports,
+                board=parts.board,
+                commands=parts.commands,
+                history=parts.history,
+                wait_for_leader_change=parts.dcs.etcd.wait_for_leader_change,
+                handle_command=self.handle_command,
+                between_cycles=self.between_cycles,
+                wake=parts.wake,
+            )
+        )
+
+    def run(self) -> int:
+        parts = self.parts
+        try:
+            parts.rest.start()
+        except OSError as error:
+            log.error("cannot start the REST API: %s", error)
+            return EXIT_FAILED
+        self._write_pid_file()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        parts.history.record("agent_start", pid=os.getpid(), scope=parts.cfg.scope)
+        log.info("agent started (REST API at %s)", parts.rest.url)
+        code = EXIT_OK
+        try:
+            self.loop.run()
+        except AgentHalted:
+            log.critical("the engine halted the agent: %s", parts.board.get().reason)
+            code = EXIT_HALTED
+        finally:
+            self.shutdown()
+        return code
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        log.info("signal %s: shutting down", signal.Signals(signum).name)
+        self.loop.request_stop()
+
+    def _write_pid_file(self) -> None:
+        if self.parts.cfg.pid_file:
+            Path(self.parts.cfg.pid_file).write_text(f"{os.getpid()}\n")
+
+    # ------------------------------------------------------------ between cycles
+
+    def between_cycles(self, status: AgentStatus) -> None:
+        """Housekeeping the engine does not decide: conf files, slots, config errors."""
+        pg, dcs = self.parts.pg, self.parts.dcs.etcd
+        running = status.postgres.run.value == "running"
+        document = dcs.raw_config_document()
+        if running and document and document != self._applied_config:
+            result = pg.apply_dynamic()
+            self._applied_config = document
+            self.pending_restart = result.pending_restart
+            if result.changed:
+                self.parts.history.record("config_applied", pending_restart=result.pending_restart)
+        if running and status.holds_lock and status.postgres.is_primary and status.cluster:
+            others = [m.name for m in status.cluster.members if m.name != status.name]
+            pg.sync_slots(others)
+        error = dcs.last_config_error()
+        if error:
+            log.warning("the DCS /config is invalid, keeping the previous one: %s", error)
+
+    # ------------------------------------------------------------ operator commands
+
+    def handle_command(self, command: Command, options: Mapping[str, Any]) -> CommandResult:
+        handlers = {
+            Command.RESTART: self._restart,
+            Command.REINITIALIZE: self._reinitialize,
+            Command.RELOAD: self._reload,
+        }
+        self.parts.history.record("command", command=command.value)
+        return handlers[command](options)
+
+    def _restart(self, options: Mapping[str, Any]) -> CommandResult:
+        status = self.parts.board.get()
+        if options.get("restart_pending") and not self.pending_restart:
+            return CommandResult(ok=False, status=503, message="restart is not pending")
+        role = options.get("role")
+        if role and role != _role_name(status):
+            return CommandResult(ok=False, status=503, message=f"role does not match {role}")
+        try:
+            self.parts.pg.restart()
+        except ActionFailed as error:
+            return CommandResult(ok=False, status=503, message=f"restart failed: {error}")
+        self.pending_restart = False
+        self.parts.callbacks.run_named("on_restart", _role_name(status))
+        return CommandResult(ok=True, status=200, message="restarted successfully")
+
+    def _reinitialize(self, options: Mapping[str, Any]) -> CommandResult:
+        del options
+        status = self.parts.board.get()
+        if status.holds_lock or status.postgres.is_primary:
+            message = "I am the leader, can not reinitialize"
+            return CommandResult(ok=False, status=503, message=message)
+        leader = status.cluster.leader if status.cluster else None
+        if leader is None:
+            return CommandResult(ok=False, status=503, message="cluster has no leader")
+        try:
+            self.parts.pg.reinit(leader.holder)
+        except ActionFailed as error:
+            return CommandResult(ok=False, status=503, message=f"reinitialize failed: {error}")
+        return CommandResult(ok=True, status=200, message="reinitialized successfully")
+
+    def _reload(self, options: Mapping[str, Any]) -> CommandResult:
+        del options
+        status = self.parts.board.get()
+        try:
+            if status.postgres.run.value == "running":
+                result = self.parts.pg.apply_dynamic()
+                self.pending_restart = result.pending_restart
+                self.parts.pg.reload()
+        except ActionFailed as error:
+            return CommandResult(ok=False, status=503, message=f"reload failed: {error}")
+        self.parts.callbacks.run_named("on_reload", _role_name(status))
+        return CommandResult(ok=True, status=202, message="reload scheduled")
+
+    # ------------------------------------------------------------ shutdown
+
+    def shutdown(self) -> None:
+        """Stop PostgreSQL (unless paused), then release the lock, then close the watchdog."""
+        parts = self.parts
+        status = parts.board.get()
+        if not status.paused:
+            try:
+                parts.pg.stop(immediate=False)
+                parts.callbacks.run_named("on_stop", _role_name(status))
+            except ActionFailed as error:
+                log.error("could not stop PostgreSQL: %s", error)
+            self._release_lock(status)
+        parts.ports.watchdog.disable()
+        parts.rest.stop()
+        parts.callbacks.close()
+        parts.history.record("agent_stop", paused=status.paused)
+        parts.history.close()
+        parts.dcs.etcd.close()
+        parts.admin.close()
+        log.info("agent stopped")
+
+    def _release_lock(self, status: AgentStatus) -> None:
+        if status.cluster is None or status.cluster.leader is None:
+            return
+        if status.cluster.leader.holder != status.name:
+            return
+        try:
+            self.parts.dcs.update_member(MemberRole.REPLICA)
+            self.parts.dcs.release_lock(None)
+        except DcsError as error:
+            log.error("could not release the leader key (it will expire): %s", error)
+
+
+def _role_name(status: AgentStatus) -> str:
+    return "primary" if status.postgres.is_primary else "replica"

@@ -1,0 +1,357 @@
+# The real PostgreSQL port: the engine's long actions (bootstrap, clone, start, demote, promote,
+# follow, rewind, reinit, synchronous_standby_names) on the node's own server, with the semantics
+# of the simulator's PostgreSQL (sim/postgres.py), so the engine sees the same world in both.
+# Safety rules: every failure of a long action is an ActionFailed carrying the engine's Failure
+# (never an unexpected exception), with a detail that has every configured password scrubbed out;
+# a promotion runs the pre_promote callback first and is abandoned when it refuses; a demotion
+# always stops the server before it starts again as a replica of nobody; reinit never wipes the data
+# directory before the source is known to be reachable.
+"""PgPort: pgha.ports.Postgres on a real PostgreSQL, plus the agent's own maintenance calls."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from pgha.agent import pg_backrest, pg_clone, pg_conf, pg_ctl, pg_rewind, pg_slots, pg_sql
+from pgha.agent.pg_exec import OsUser, run, wipe_data_dir
+from pgha.agent.pg_settings import ApplyResult, ConnTarget, PgSettings, parse_conn_url
+from pgha.agent.pg_state import Known, PmStatus, parse_ssn, postmaster, read
+from pgha.engine.actions import DemoteMode
+from pgha.engine.values import Failure, PostgresState, SyncStandbyNames
+from pgha.ports import ActionFailed
+
+log = logging.getLogger(__name__)
+
+_RECOVERABLE = (
+    pg_clone.CloneError,
+    pg_ctl.ControlError,
+    pg_rewind.RewindError,
+    psycopg.Error,
+    OSError,
+)
+
+
+class PgPort:
+    """The node's own PostgreSQL (implements pgha.ports.Postgres). Used from one thread."""
+
+    def __init__(
+        self,
+        settings: PgSettings,
+        *,
+        conn_url_of: Callable[[str], str | None],
+        pre_promote: Callable[[], bool],
+        dynamic: Callable[[], Mapping[str, Any]],
+    ) -> None:
+        self._s = settings
+        self._user = OsUser.of(settings.os_user)
+        self._conn_url_of = conn_url_of
+        self._pre_promote = pre_promote
+        self._dynamic = dynamic
+        self._last_dynamic: Mapping[str, Any] = {}
+        self._following = pg_conf.read_following(settings)
+        self._upstream: ConnTarget | None = None
+        self._ssn = parse_ssn(pg_conf.read_parameter(settings, "synchronous_standby_names") or "")
+        self._managed_slots: set[str] = set()
+
+    # ------------------------------------------------------------ observation
+
+    def state(self) -> PostgresState:
+        """The server's state now (bounded, never raises)."""
+        return read(self._s, self._user, Known(following=self._following, ssn=self._ssn))
+
+    # ------------------------------------------------------------ long actions
+
+    def bootstrap(self) -> None:
+        """initdb, write the configuration, start as a primary, create the agent's roles."""
+        data = Path(self._s.data_dir)
+        if data.is_dir() and any(data.iterdir()):  # never wipe what this agent did not create
+            raise ActionFailed(Failure.BOOTSTRAP, "the data directory is not empty")
+        try:
+            pg_clone.initdb(self._s, self._user)
+            pg_conf.keep_initdb_conf(self._s)
+            self._following, self._upstream = None, None
+            self._write_conf(standby=False)
+            pg_ctl.start(self._s, self._user)
+            if not pg_ctl.wait_ready(self._s, self._s.pg_ctl_timeout_s):
+                raise pg_ctl.ControlError("the new primary does not accept connections")
+            pg_sql.create_roles(self._s)
+        except _RECOVERABLE as error:
+            self._discard()
+            raise self._failed(Failure.BOOTSTRAP, error) from error
+
+    def create_replica(self, source: str | None) -> None:
+        """Clone with the configured methods (empty data directory on failure), then start."""
+        target = self._resolve(source)
+        try:
+            pg_ctl.stop(self._s, self._user, immediate=True)
+        except pg_ctl.ControlError as error:  # never wipe under a running server
+            raise self._failed(Failure.CREATE_REPLICA, error) from error
+        try:
+            wipe_data_dir(Path(self._s.data_dir))
+            method = pg_clone.create_replica(self._s, self._user, target)
+            log.info("replica created with %s", method)
+            self._following, self._upstream = (source, target) if target else (None, None)
+            self._write_conf(standby=True)
+        except _RECOVERABLE as error:
+            wipe_data_dir(Path(self._s.data_dir))
+            raise self._failed(Failure.CREATE_REPLICA, error) from error
+        self._start(as_primary=False, failure=Failure.START)
+
+    def start(self, as_primary: bool) -> None:
+        """Start the server as a primary or a replica (no-op when it is up)."""
+        self._start(as_primary=as_primary, failure=Failure.START)
+
+    def demote(self, mode: DemoteMode) -> None:
+        """Stop as `mode` says (graceful: CHECKPOINT first), then start as a replica of nobody."""
+        immediate = mode in (DemoteMode.IMMEDIATE, DemoteMode.IMMEDIATE_NOLOCK)
+        if mode is DemoteMode.GRACEFUL:
+            self._checkpoint()
+        try:
+            pg_ctl.stop(self._s, self._user, immediate=immediate)
+        except pg_ctl.ControlError as error:
+            raise self._failed(Failure.STOP, error) from error
+        self._following, self._upstream = None, None
+        self._start(as_primary=False, failure=Failure.START)
+
+    def promote(self) -> None:
+        """pre_promote, then pg_promote(wait): returns once the server left recovery."""
+        if not self._in_recovery():
+            return
+        if not self._run_pre_promote():
+            raise ActionFailed(Failure.PROMOTE, "the pre_promote callback refused the promotion")
+        try:
+            pg_ctl.promote(self._s)
+            self._following, self._upstream = None, None
+            self._write_conf(standby=None)
+        except _RECOVERABLE as error:
+            raise self._failed(Failure.PROMOTE, error) from error
+
+    def follow(self, leader: str | None) -> None:
+        """Point primary_conninfo at `leader` (None: nobody) and reload a running server."""
+        target = self._resolve(leader)
+        if leader is not None and target is None:
+            log.warning("follow: no connection URL known for %s yet", leader)
+        self._following, self._upstream = (leader, target) if target else (None, None)
+        try:
+            changed = self._write_conf(standby=None)
+            if changed and pg_ctl.is_up(self._s):
+                pg_ctl.reload(self._s, self._user)
+        except _RECOVERABLE as error:
+            raise self._failed(None, error) from error
+
+    def rewind(self, source: str) -> None:
+        """Stop, pg_rewind from `source`, then start as its replica."""
+        target = self._resolve(source)
+        if target is None:
+            raise ActionFailed(Failure.REWIND, f"no connection URL known for {source}")
+        if not pg_clone.data_present(self._s):
+            raise ActionFailed(Failure.REWIND, "no data directory")
+        try:
+            pg_ctl.stop(self._s, self._user, immediate=False)
+            pg_rewind.rewind(self._s, self._user, target)
+            self._following, self._upstream = source, target
+            self._write_conf(standby=True)
+        except _RECOVERABLE as error:
+            raise self._failed(Failure.REWIND, error) from error
+        self._start(as_primary=False, failure=Failure.START)
+
+    def reinit(self, source: str) -> None:
+        """Stop (immediate), wipe the data directory and clone again from `source`.
+
+        Nothing is stopped or wiped unless the source answers (or a method needs none).
+        """
+        if not self._source_usable(self._resolve(source)):
+            raise ActionFailed(Failure.CREATE_REPLICA, f"source {source} is not reachable")
+        self.create_replica(source)
+
+    def set_sync_standby_names(self, value: SyncStandbyNames) -> None:
+        """Write synchronous_standby_names into the managed conf, reload and check with SHOW."""
+        self._ssn = value
+        try:
+            changed = self._write_conf(standby=None)
+            if postmaster(self._s)[0] is not PmStatus.READY:
+                return
+            if changed:
+                pg_ctl.reload_and_wait(self._s, self._user)
+            shown = self._show("synchronous_standby_names")
+        except _RECOVERABLE as error:
+            raise self._failed(None, error) from error
+        if pg_conf.render_ssn(parse_ssn(shown)) != pg_conf.render_ssn(value):
+            raise ActionFailed(None, "synchronous_standby_names was not applied")
+
+    # ------------------------------------------------------------ maintenance (the agent's own)
+
+    def apply_dynamic(self) -> ApplyResult:
+        """Rewrite the files from the dynamic configuration; reload when anything changed."""
+        try:
+            changed = self._write_conf(standby=None)
+            if postmaster(self._s)[0] is not PmStatus.READY:
+                return ApplyResult(changed=changed, pending_restart=False)
+            if changed:
+                pg_ctl.reload_and_wait(self._s, self._user)
+            with pg_sql.local(self._s) as conn:
+                row = pg_sql.one(conn, "SELECT count(*) FROM pg_settings WHERE pending_restart")
+        except _RECOVERABLE as error:
+            raise self._failed(None, error) from error
+        return ApplyResult(changed=changed, pending_restart=bool(row and row[0]))
+
+    def reload(self) -> None:
+        """Rewrite the configuration files and reload a running server."""
+        try:
+            self._write_conf(standby=None)
+            if pg_ctl.is_up(self._s):
+                pg_ctl.reload_and_wait(self._s, self._user)
+        except _RECOVERABLE as error:
+            raise self._failed(None, error) from error
+
+    def restart(self) -> None:
+        """Fast stop and start again in the same role."""
+        as_primary = not self.state().in_recovery
+        self.stop(immediate=False)
+        self._start(as_primary=as_primary, failure=Failure.START)
+
+    def stop(self, immediate: bool) -> None:
+        """Stop the server (fast, escalating to immediate; or immediate)."""
+        try:
+            pg_ctl.stop(self._s, self._user, immediate=immediate)
+        except pg_ctl.ControlError as error:
+            raise self._failed(Failure.STOP, error) from error
+
+    def sync_slots(self, members: Collection[str]) -> bool:
+        """On a primary: a physical slot for every other member, and none for departed ones."""
+        wanted = pg_slots.member_slots(self._s.name, members)
+        self._managed_slots |= wanted
+        if not pg_conf.use_slots(self._s, self._dynamic_config()):
+            wanted = set()
+        return pg_slots.sync(self._s, wanted, self._managed_slots)
+
+    def stanza_create(self) -> None:
+        """pgbackrest stanza-create for this (running primary) cluster."""
+        done = pg_backrest.stanza_create(self._s, self._user)
+        if not done.ok:
+            raise ActionFailed(None, self._scrub(done.detail()))
+
+    def backup(self, kind: str = "full") -> None:
+        """pgbackrest backup of this (running primary) cluster."""
+        done = pg_backrest.backup(self._s, self._user, kind)
+        if not done.ok:
+            raise ActionFailed(None, self._scrub(done.detail()))
+
+    # ------------------------------------------------------------ helpers
+
+    def _start(self, *, as_primary: bool, failure: Failure) -> None:
+        if pg_ctl.is_up(self._s):
+            return
+        if not pg_clone.data_present(self._s):
+            raise ActionFailed(failure, "no data directory")
+        try:
+            self._write_conf(standby=not as_primary)
+            pg_ctl.start(self._s, self._user)
+        except _RECOVERABLE as error:
+            raise self._failed(failure, error) from error
+
+    def _write_conf(self, *, standby: bool | None) -> bool:
+        # Write the managed files; standby None leaves the signal file as it is.
+        if self._following is not None and self._upstream is None:
+            self._upstream = self._resolve(self._following)
+        inputs = pg_conf.ConfInputs(
+            following=self._following,
+            upstream=self._upstream,
+            ssn=self._ssn,
+            dynamic=self._dynamic_config(),
+        )
+        changed = pg_conf.write_all(self._s, self._user, inputs)
+        if standby is not None:
+            pg_conf.set_standby_signal(self._s, self._user, standby=standby)
+        return changed
+
+    def _dynamic_config(self) -> Mapping[str, Any]:
+        # The last good dynamic section: a failed read must not look like "no parameters".
+        try:
+            self._last_dynamic = dict(self._dynamic() or {})
+        except Exception:
+            log.exception("reading the dynamic configuration failed; using the last one")
+        return self._last_dynamic
+
+    def _resolve(self, member: str | None) -> ConnTarget | None:
+        if member is None:
+            return None
+        try:
+            url = self._conn_url_of(member)
+        except Exception:
+            log.exception("looking up the connection URL of %s failed", member)
+            return None
+        return parse_conn_url(url) if url else None
+
+    def _source_usable(self, target: ConnTarget | None) -> bool:
+        # A running source, or a method that needs none (pgBackRest with no_leader).
+        backrest = self._s.pgbackrest
+        if (
+            backrest is not None
+            and backrest.no_leader
+            and "pgbackrest" in self._s.create_replica_methods
+        ):
+            return True
+        if target is None:
+            return False
+        argv = [self._s.program("pg_isready"), "-h", target.host, "-p", str(target.port), "-t", "3"]
+        return run(self._user, argv, timeout_s=10).ok
+
+    def _in_recovery(self) -> bool:
+        try:
+            with pg_sql.local(self._s) as conn:
+                row = pg_sql.one(conn, "SELECT pg_is_in_recovery()")
+        except psycopg.Error as error:
+            raise self._failed(Failure.PROMOTE, error) from error
+        return bool(row and row[0])
+
+    def _run_pre_promote(self) -> bool:
+        try:
+            return bool(self._pre_promote())
+        except Exception:
+            log.exception("the pre_promote callback failed")
+            return False
+
+    def _checkpoint(self) -> None:
+        # Before a graceful demotion: the shutdown checkpoint then has little left to write.
+        try:
+            with pg_sql.local(self._s) as conn:
+                row = pg_sql.one(conn, "SELECT pg_is_in_recovery()")
+                if row is not None and not row[0]:
+                    pg_sql.execute(conn, "SET statement_timeout = 0")
+                    pg_sql.execute(conn, "CHECKPOINT")
+        except psycopg.Error as error:
+            log.warning("CHECKPOINT before demotion failed: %s", pg_sql.error_detail(error))
+
+    def _show(self, name: str) -> str:
+        with pg_sql.local(self._s) as conn:
+            row = pg_sql.one(conn, "SELECT current_setting(%s)", (name,))
+        return str(row[0]) if row else ""
+
+    def _discard(self) -> None:
+        # After a failed bootstrap: stop whatever started and leave an empty data directory.
+        try:
+            pg_ctl.stop(self._s, self._user, immediate=True)
+        except pg_ctl.ControlError:
+            log.exception("could not stop PostgreSQL after a failed bootstrap")
+            return
+        wipe_data_dir(Path(self._s.data_dir))
+
+    def _scrub(self, text: str) -> str:
+        for creds in (self._s.superuser, self._s.replication, self._s.rewind):
+            if creds is not None and creds.password:
+                text = text.replace(creds.password, "***")
+        return text
+
+    def _failed(self, failure: Failure | None, error: BaseException) -> ActionFailed:
+        if isinstance(error, psycopg.Error):
+            detail = pg_sql.error_detail(error)
+        else:
+            detail = f"{type(error).__name__}: {error}"
+        log.warning("%s failed: %s", failure.value if failure else "action", self._scrub(detail))
+        return ActionFailed(failure, self._scrub(detail))

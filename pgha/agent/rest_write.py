@@ -1,0 +1,193 @@
+# The REST API's write endpoints other than switchover: the dynamic configuration (PATCH as a JSON
+# merge patch, PUT as a replacement), operator commands for the loop (restart, reinitialize,
+# reload) and the failsafe heartbeat. Safety rules: a configuration is validated as a whole, with
+# the engine's own parser, before it is stored, and it is stored only by compare-and-set on the
+# version it was merged from (a concurrent change is never overwritten); commands go through the
+# CommandSink, so they run between two loop cycles and never race the loop; a node that holds the
+# leader lock refuses a failsafe heartbeat (two leaders must never both believe they lead).
+"""Handlers for /config writes, /restart, /reinitialize, /reload and POST /failsafe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pgha.agent.admin import Command
+from pgha.agent.rest_common import (
+    Field,
+    HttpError,
+    Reply,
+    Request,
+    RestContext,
+    check_fields,
+    error_reply,
+    is_bool,
+    is_name,
+    json_reply,
+    optional,
+    parse_json_object,
+    text_reply,
+)
+from pgha.engine.config import ConfigError, parse_dynamic_config
+from pgha.health import is_leader
+
+CAS_ATTEMPTS = 3
+MAX_RESTART_TIMEOUT_S = 24 * 3600.0
+RESTART_ROLES = {"primary": "primary", "master": "primary", "replica": "replica", "any": "any"}
+
+# ---------------------------------------------------------------- /config
+
+
+def merge_patch(target: object, patch: object) -> object:
+    """RFC 7386 JSON merge patch: objects merge recursively, null deletes, the rest replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def _is_scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
+def _is_string_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(line, str) for line in value)
+
+
+def _check_postgresql(section: object) -> None:
+    # Values are never echoed: parameters may hold secrets.
+    if not isinstance(section, dict):
+        raise HttpError(400, "postgresql: expected a mapping")
+    parameters = section.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise HttpError(400, "postgresql.parameters: expected a mapping")
+    for name, value in parameters.items():
+        if not _is_scalar(value):
+            raise HttpError(400, f"postgresql.parameters.{name}: expected a scalar value")
+    for key in ("pg_hba", "pg_ident"):
+        if key in section and not _is_string_list(section[key]):
+            raise HttpError(400, f"postgresql.{key}: expected a list of strings")
+
+
+def validate_config(raw: Mapping[str, Any]) -> None:
+    """Refuse a configuration the engine would not accept, or a malformed `postgresql` section.
+
+    Raises:
+        HttpError: 400 with the ConfigError's message.
+    """
+    try:
+        parse_dynamic_config(raw)
+    except ConfigError as exc:
+        raise HttpError(400, str(exc)) from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise HttpError(400, f"invalid configuration ({type(exc).__name__})") from None
+    if "postgresql" in raw:
+        _check_postgresql(raw["postgresql"])
+
+
+def _store_config(ctx: RestContext, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Reply:
+    """Apply `change` to the stored config by compare-and-set, retrying a few lost races."""
+    for _ in range(CAS_ATTEMPTS):
+        raw, version = ctx.admin.raw_config()
+        updated = change(raw)
+        validate_config(updated)
+        if version is not None and updated == raw:
+            return json_reply(200, updated)
+        if ctx.admin.replace_config(updated, version):
+            return json_reply(200, updated)
+    return error_reply(409, "the configuration changed concurrently; try again")
+
+
+def config_patch(ctx: RestContext, request: Request) -> Reply:
+    """`PATCH /config`: merge the body into the stored configuration (null deletes a key)."""
+    patch = parse_json_object(request.body)
+
+    def change(raw: dict[str, Any]) -> dict[str, Any]:
+        merged = merge_patch(raw, patch)
+        assert isinstance(merged, dict)  # a JSON object patch always merges to an object
+        return merged
+
+    return _store_config(ctx, change)
+
+
+def config_put(ctx: RestContext, request: Request) -> Reply:
+    """`PUT /config`: replace the stored configuration with the body."""
+    replacement = parse_json_object(request.body)
+    return _store_config(ctx, lambda raw: replacement)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _submit(
+    ctx: RestContext, command: Command, options: Mapping[str, Any], extra_s: float = 0.0
+) -> Reply:
+    timeout_s = ctx.settings.command_timeout_s + extra_s
+    result = ctx.commands.submit(command, options, timeout_s)
+    status = result.status if 200 <= result.status < 600 else (200 if result.ok else 503)
+    return text_reply(status, result.message)
+
+
+def _is_restart_timeout(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 < value <= MAX_RESTART_TIMEOUT_S
+
+
+_RESTART_FIELDS = {
+    "restart_pending": Field(check=is_bool, expected="true or false"),
+    "role": Field(check=lambda v: v in RESTART_ROLES, expected="primary, replica or any"),
+    "timeout": Field(check=_is_restart_timeout, expected="seconds, above 0 and at most 86400"),
+}
+
+
+def restart_post(ctx: RestContext, request: Request) -> Reply:
+    """`POST /restart` with optional conditions `restart_pending`, `role` and `timeout`."""
+    body = check_fields(parse_json_object(request.body, optional=True), _RESTART_FIELDS)
+    if "role" in body:
+        body["role"] = RESTART_ROLES[body["role"]]
+    return _submit(ctx, Command.RESTART, body, float(body.get("timeout", 0.0)))
+
+
+_REINIT_FIELDS = {"force": Field(check=is_bool, expected="true or false")}
+
+
+def reinitialize_post(ctx: RestContext, request: Request) -> Reply:
+    """`POST /reinitialize` with optional `force`."""
+    body = check_fields(parse_json_object(request.body, optional=True), _REINIT_FIELDS)
+    return _submit(ctx, Command.REINITIALIZE, body)
+
+
+def reload_post(ctx: RestContext, request: Request) -> Reply:
+    """`POST /reload`: re-read the local configuration (no body fields)."""
+    body = check_fields(parse_json_object(request.body, optional=True), {})
+    return _submit(ctx, Command.RELOAD, body)
+
+
+# ---------------------------------------------------------------- failsafe heartbeat
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+_FAILSAFE_FIELDS = {
+    "name": Field(check=is_name, expected="the leader's member name", required=True),
+    "conn_url": Field(check=optional(_is_text), expected="a string"),
+    "api_url": Field(check=optional(_is_text), expected="a string"),
+    "slots": Field(check=lambda v: v is None or isinstance(v, dict), expected="a mapping"),
+}
+
+
+def failsafe_post(ctx: RestContext, request: Request) -> Reply:
+    """`POST /failsafe`: a leader's heartbeat while the DCS is down; 409 if we hold the lock."""
+    body = check_fields(parse_json_object(request.body), _FAILSAFE_FIELDS)
+    if is_leader(ctx.status(), ctx.now_mono()):
+        return error_reply(409, "this node holds the leader lock")
+    ctx.inbox.accept(body["name"])
+    return text_reply(200, "Accepted")
