@@ -35,7 +35,7 @@ from pgha.agent.config_model import (
 from pgha.agent.config_postgresql import postgresql
 from pgha.agent.config_sections import etcd3, log, restapi, tags, watchdog
 from pgha.agent.config_values import absolute_path, checked, name, optional, required
-from pgha.engine.config import WatchdogMode
+from pgha.engine.config import DynamicConfig, WatchdogMode
 from pgha.engine.values import Tags
 from pgha.scenario._errors import Problem
 from pgha.scenario._yaml import Node, compose, problem
@@ -212,7 +212,20 @@ def config_warnings(cfg: AgentConfig) -> tuple[str, ...]:
             f"watchdog: its timeout ({effective.watchdog_timeout_s:g} s from ttl and "
             f"safety_margin) is shorter than loop_wait ({effective.loop_wait_s:g} s): {consequence}"
         )
+    elif cfg.watchdog.mode is not WatchdogMode.OFF and _dcs_outage_slack_s(effective) <= 0:
+        out.append(
+            f"watchdog: its timeout ({effective.watchdog_timeout_s:g} s from ttl and "
+            f"safety_margin) is not longer than loop_wait + retry_timeout "
+            f"({effective.loop_wait_s + effective.retry_timeout_s:g} s), the time a loop "
+            "that cannot reach etcd takes before it can demote or kick in failsafe mode: the "
+            "watchdog will reset a healthy primary during every etcd outage; lower safety_margin"
+        )
     return tuple(out)
+
+
+def _dcs_outage_slack_s(dynamic: DynamicConfig) -> float:
+    """How long before the watchdog fires a loop that found etcd unreachable may still act."""
+    return dynamic.watchdog_timeout_s - dynamic.loop_wait_s - dynamic.retry_timeout_s
 
 
 def summary(cfg: AgentConfig) -> str:

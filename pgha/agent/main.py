@@ -83,6 +83,7 @@ class Agent:
         self.parts = parts
         self._applied_config: Mapping[str, Any] | None = None
         self.pending_restart = False
+        self._clones_recorded = 0
         self.loop = AgentLoop(
             LoopParts(
                 local=parts.local,
@@ -133,6 +134,9 @@ class Agent:
     def between_cycles(self, status: AgentStatus) -> None:
         """Housekeeping the engine does not decide: conf files, slots, config errors."""
         pg, dcs = self.parts.pg, self.parts.dcs.etcd
+        for method in pg.clones[self._clones_recorded :]:
+            self.parts.history.record("replica_created", method=method)
+        self._clones_recorded = len(pg.clones)
         running = status.postgres.run.value == "running"
         document = dcs.raw_config_document()
         if running and document and document != self._applied_config:

@@ -57,6 +57,7 @@ class PgPort:
         self._upstream: ConnTarget | None = None
         self._ssn = parse_ssn(pg_conf.read_parameter(settings, "synchronous_standby_names") or "")
         self._managed_slots: set[str] = set()
+        self.clones: list[str] = []  # the method of every replica created, in order
 
     # ------------------------------------------------------------ observation
 
@@ -95,6 +96,7 @@ class PgPort:
             wipe_data_dir(Path(self._s.data_dir))
             method = pg_clone.create_replica(self._s, self._user, target)
             log.info("replica created with %s", method)
+            self.clones.append(method)
             self._following, self._upstream = (source, target) if target else (None, None)
             self._write_conf(standby=True)
         except _RECOVERABLE as error:

@@ -40,7 +40,10 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float, every_s
     """Poll `probe` until it returns something truthy, and return that; fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
-        value = probe()
+        try:
+            value = probe()
+        except psycopg.Error:  # not there yet (a table not yet replicated, a server starting)
+            value = None
         if value:
             return value
         if time.monotonic() >= deadline:
@@ -152,7 +155,9 @@ class AgentCluster:
         self.workdir = workdir
         self.etcd = etcd
         self.scope = f"test-{workdir.name[-8:]}"
-        self.dcs = {"ttl": 10, "loop_wait": 2, "retry_timeout": 3, **(dcs or {})}
+        # ttl 10 / loop_wait 2 / retry_timeout 2 and a watchdog margin of 2 s (timeout 8 s): a
+        # loop that cannot reach etcd acts after 4 s, well before the watchdog would fire.
+        self.dcs = {"ttl": 10, "loop_wait": 2, "retry_timeout": 2, **(dcs or {})}
         self.watchdog_mode = watchdog_mode
         self.postgresql = dict(postgresql or {})
         self.per_node = dict(per_node or {})
@@ -194,7 +199,11 @@ class AgentCluster:
                 **({"os_user": OS_USER} if OS_USER else {}),
                 **self.postgresql,
             },
-            "watchdog": {"mode": self.watchdog_mode, "device": str(node.watchdog_socket)},
+            "watchdog": {
+                "mode": self.watchdog_mode,
+                "device": str(node.watchdog_socket),
+                "safety_margin": 2,
+            },
             "log": {"level": "INFO", "history": str(node.history_path)},
         }
         for key, value in self.per_node.get(node.name, {}).items():
@@ -210,12 +219,19 @@ class AgentCluster:
 
     # ------------------------------------------------------------ processes
 
-    def start(self) -> AgentCluster:
+    def start(self, only: tuple[str, ...] | None = None) -> AgentCluster:
+        """Write every node's configuration; start the nodes in `only` (default: all)."""
         for node in self.nodes.values():
             self.write_config(node)
-            self.start_softdog(node)
-            self.start_agent(node)
+        for name in self.nodes if only is None else only:
+            self.start_node(self.nodes[name])
         return self
+
+    def start_node(self, node: Node) -> None:
+        """Start the node's softdog emulation (if it has none running) and its agent."""
+        if node.softdog is None or node.softdog.poll() is not None:
+            self.start_softdog(node)
+        self.start_agent(node)
 
     def start_softdog(self, node: Node) -> None:
         if self.watchdog_mode == "off":
@@ -361,12 +377,14 @@ def _descendants(pid: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def running_cluster(workdir: Path, **options: Any) -> Iterator[AgentCluster]:
+def running_cluster(
+    workdir: Path, start_only: tuple[str, ...] | None = None, **options: Any
+) -> Iterator[AgentCluster]:
     """A started etcd + agent cluster; everything stopped at exit, logs shown on failure."""
     with EtcdCluster.running(workdir / "etcd", size=3) as etcd:
         cluster = AgentCluster(workdir, etcd, **options)
         try:
-            yield cluster.start()
+            yield cluster.start(start_only)
         except BaseException:
             print(cluster.logs())
             raise

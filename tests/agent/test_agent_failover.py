@@ -1,8 +1,8 @@
 """Real agents on real etcd and PostgreSQL: bootstrap, crash failover, rewind, sync mode, watchdog.
 
 Every test starts a 3-member etcd cluster and three agents with their PostgreSQL servers on
-loopback (tests/agent/cluster.py), at ttl 10 / loop_wait 2 / retry_timeout 3, each agent with the
-softdog emulation as its watchdog (mode required).
+loopback (tests/agent/cluster.py), at ttl 10 / loop_wait 2 / retry_timeout 2, each agent with the
+softdog emulation as its watchdog (mode required, timeout ttl - safety_margin 2 = 8 s).
 """
 
 from __future__ import annotations
@@ -109,8 +109,11 @@ def test_old_primary_rejoins_with_pg_rewind_after_writes_diverged(workdir: Path)
         wait_for("the new row on the old primary", lambda: 2 in cluster.ids(old), 20)
         assert 999 not in cluster.ids(old)  # the diverged write was rewound away
         assert any("Rewind" in d["actions"] for d in decisions(cluster, old))
-        code, body = cluster.nodes[old].get("/patroni")
-        assert (code, body["role"], body["timeline"]) == (200, "replica", 2)
+        node = cluster.nodes[old]
+        wait_for(
+            "the old primary on timeline 2", lambda: node.get("/patroni")[1]["timeline"] == 2, 10
+        )
+        assert node.get("/patroni")[1]["role"] == "replica"
 
 
 class Writer(threading.Thread):

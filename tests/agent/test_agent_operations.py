@@ -1,0 +1,259 @@
+"""Real agents: switchover, loss of etcd, failsafe, pause, pgBackRest replicas, REST input.
+
+The same loopback cluster as test_agent_failover.py (ttl 10 / loop_wait 2 / retry_timeout 2,
+the softdog emulation as the watchdog with a timeout of 8 s).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pgha.agent.compose import pg_settings
+from pgha.agent.config import load_agent_config
+from pgha.agent.pg_backrest import backup, stanza_create
+from pgha.agent.pg_exec import OsUser
+from tests.agent.cluster import REST_AUTH, AgentCluster, http, running_cluster, wait_for
+from tests.agent.conftest import give_to_os_user
+
+pytestmark = pytest.mark.agent
+
+
+def settled(cluster: AgentCluster) -> str:
+    """Wait for a primary with every other node streaming from it; returns the primary."""
+    primary = cluster.wait_for_primary()
+    others = set(cluster.nodes) - {primary}
+    wait_for("streaming replicas", lambda: cluster.streaming_replicas(primary) == others, 60)
+    return primary
+
+
+def post(cluster: AgentCluster, name: str, path: str, body: object) -> tuple[int, object]:
+    return http("POST", cluster.nodes[name].api_url + path, body, auth=REST_AUTH)
+
+
+def writable(cluster: AgentCluster, name: str) -> bool:
+    try:
+        return cluster.query(name, "SELECT pg_is_in_recovery()") == [(False,)]
+    except Exception:
+        return False
+
+
+def softdog_fired(cluster: AgentCluster, name: str) -> bool:
+    log = cluster.nodes[name].root / "softdog.jsonl"
+    return log.exists() and '"fired"' in log.read_text()
+
+
+def test_switchover_moves_the_primary_to_the_candidate_within_5_s(workdir: Path) -> None:
+    with running_cluster(workdir) as cluster:
+        old = settled(cluster)
+        candidate = sorted(set(cluster.nodes) - {old})[0]
+        started = time.monotonic()
+        code, message = post(cluster, old, "/switchover", {"leader": old, "candidate": candidate})
+        assert code == 200, message
+        wait_for("a write on the candidate", lambda: cluster.try_write(candidate, 1), 10, 0.05)
+        switchover_s = time.monotonic() - started
+        assert switchover_s < 5, switchover_s
+        assert cluster.wait_for_primary(10) == candidate
+        wait_for(
+            "the old primary streaming", lambda: old in cluster.streaming_replicas(candidate), 60
+        )
+        assert not softdog_fired(cluster, old)
+
+
+def test_scheduled_switchover_waits_for_its_time(workdir: Path) -> None:
+    with running_cluster(workdir) as cluster:
+        old = settled(cluster)
+        candidate = sorted(set(cluster.nodes) - {old})[-1]
+        at = datetime.now(UTC) + timedelta(seconds=6)
+        body = {"leader": old, "candidate": candidate, "scheduled_at": at.isoformat()}
+        code, _ = post(cluster, old, "/switchover", body)
+        assert code == 202
+        code, _ = post(cluster, old, "/switchover", body)
+        assert code == 409  # one scheduled switchover at a time
+        time.sleep(3)
+        assert cluster.primary() == old  # not before its time
+        assert cluster.wait_for_primary(30, not_=old) == candidate
+        assert datetime.now(UTC) >= at
+
+
+def test_loss_of_etcd_demotes_the_primary_within_loop_wait_plus_two_retry_timeouts(
+    workdir: Path,
+) -> None:
+    # The demotion, not the watchdog (timeout 8 s), must take the primary down.
+    loop_wait_s, retry_s = 2, 2
+    with running_cluster(workdir) as cluster:
+        primary = settled(cluster)
+        lost_at = time.monotonic()
+        for member in cluster.etcd.names:
+            cluster.etcd.pause(member)
+        wait_for(
+            "the primary to stop accepting writes", lambda: not writable(cluster, primary), 20, 0.1
+        )
+        demoted_s = time.monotonic() - lost_at
+        assert demoted_s <= loop_wait_s + 2 * retry_s, demoted_s
+        assert not softdog_fired(cluster, primary)
+        assert not any(writable(cluster, n) for n in cluster.nodes)
+        for member in cluster.etcd.names:
+            cluster.etcd.resume(member)
+        cluster.wait_for_primary(60)
+
+
+def test_failsafe_mode_keeps_the_primary_while_every_member_is_reachable(workdir: Path) -> None:
+    with running_cluster(workdir, dcs={"failsafe_mode": True}) as cluster:
+        primary = settled(cluster)
+        time.sleep(3)  # a loop_wait for /failsafe to be written
+        for member in cluster.etcd.names:
+            cluster.etcd.pause(member)
+        deadline = time.monotonic() + 10 + 2 + 5  # well past ttl + loop_wait
+        value = 0
+        while time.monotonic() < deadline:
+            value += 1
+            assert cluster.try_write(primary, value), f"write {value} refused"
+            time.sleep(0.5)
+        others = set(cluster.nodes) - {primary}
+        assert not any(writable(cluster, n) for n in others)
+        assert not softdog_fired(cluster, primary)
+        reasons = {e.get("reason") for e in cluster.nodes[primary].history()}
+        assert "failsafe_continue" in reasons or "failsafe_check" in reasons
+        for member in cluster.etcd.names:
+            cluster.etcd.resume(member)
+        assert cluster.wait_for_primary(30) == primary
+
+
+def test_pause_mode_stops_failover_and_the_watchdog(workdir: Path) -> None:
+    with running_cluster(workdir) as cluster:
+        primary = settled(cluster)
+        code, _ = http(
+            "PATCH", cluster.nodes[primary].api_url + "/config", {"pause": True}, auth=REST_AUTH
+        )
+        assert code == 200
+        for node in cluster.nodes.values():
+            wait_for("pause seen", lambda node=node: node.get("/patroni")[1].get("pause"), 15)
+        cluster.kill_agent(primary)  # PostgreSQL keeps running, unmanaged
+        time.sleep(10 + 2 + 4)  # past ttl + loop_wait: the lock has expired
+        assert writable(cluster, primary)  # the watchdog was disabled in pause: no fencing
+        assert not softdog_fired(cluster, primary)
+        others = set(cluster.nodes) - {primary}
+        assert not any(writable(cluster, n) for n in others)  # nobody promoted
+        cluster.start_agent(cluster.nodes[primary])
+        wait_for("the old primary's agent", lambda: cluster.nodes[primary].get("/patroni")[0], 20)
+        other = sorted(others)[0]
+        code, _ = http(
+            "PATCH", cluster.nodes[other].api_url + "/config", {"pause": None}, auth=REST_AUTH
+        )
+        assert code == 200
+        assert cluster.wait_for_primary(30) == primary  # it takes its lock back, no failover
+
+
+def _backrest_config(workdir: Path) -> Path:
+    base = workdir / "backrest"
+    for sub in ("", "repo", "lock", "log"):
+        (base / sub).mkdir(exist_ok=True)
+        give_to_os_user(base / sub)
+    config = base / "pgbackrest.conf"
+    config.write_text(
+        "[global]\n"
+        f"repo1-path={base / 'repo'}\nlock-path={base / 'lock'}\nlog-path={base / 'log'}\n"
+        "log-level-console=warn\nlog-level-file=off\narchive-timeout=30\ncompress-type=none\n"
+    )
+    config.chmod(0o644)
+    return config
+
+
+def test_a_replica_is_created_from_pgbackrest(workdir: Path) -> None:
+    config = _backrest_config(workdir)
+    backrest = {
+        "create_replica_methods": ["pgbackrest", "basebackup"],
+        "pgbackrest": {"stanza": "main", "config": str(config), "archive": True},
+    }
+    with running_cluster(
+        workdir, names=("n1", "n2"), postgresql=backrest, start_only=("n1",)
+    ) as cluster:
+        primary = cluster.wait_for_primary()
+        assert primary == "n1"
+        cfg = load_agent_config(cluster.nodes["n1"].config_path)
+        settings, user = pg_settings(cfg), OsUser.of(cfg.postgresql.os_user)
+        stanza_create(settings, user)
+        assert cluster.try_write("n1", 1)
+        backup(settings, user)
+        assert cluster.try_write("n1", 2)
+        cluster.start_node(cluster.nodes["n2"])
+        wait_for("n2 streaming", lambda: "n2" in cluster.streaming_replicas("n1"), 90)
+        created = [e for e in cluster.nodes["n2"].history() if e["kind"] == "replica_created"]
+        assert [e["method"] for e in created] == ["pgbackrest"]
+        wait_for("both rows on n2", lambda: cluster.ids("n2") == {1, 2}, 20)
+
+
+def test_rest_api_requires_authentication_and_answers_bad_input_with_4xx(workdir: Path) -> None:
+    with running_cluster(workdir, names=("n1",)) as cluster:
+        node = cluster.nodes[cluster.wait_for_primary()]
+        url = node.api_url
+        body = {"leader": node.name, "candidate": "n9"}
+        assert http("POST", url + "/switchover", body)[0] == 401
+        assert http("POST", url + "/switchover", body, auth=("admin", "wrong"))[0] == 401
+        assert http("POST", url + "/restart", {}, auth=("nobody", REST_AUTH[1]))[0] == 401
+        assert http("PATCH", url + "/config", {"ttl": "soon"}, auth=REST_AUTH)[0] == 400
+        assert http("PATCH", url + "/config", [1, 2], auth=REST_AUTH)[0] == 400
+        assert http("POST", url + "/switchover", {"leader": 5}, auth=REST_AUTH)[0] == 400
+        code, _ = http("POST", url + "/switchover", {"leader": "n9"}, auth=REST_AUTH)
+        assert 400 <= code < 500
+        assert http("GET", url + "/no-such-endpoint")[0] == 404
+        assert http("DELETE", url + "/patroni", auth=REST_AUTH)[0] in (404, 405)
+        code, text = http("GET", url + "/metrics")
+        assert code == 200
+        samples = dict(line.split(" ", 1) for line in str(text).splitlines() if line[:1] != "#")
+        primary_sample = next(k for k in samples if k.startswith("pgha_primary"))
+        assert float(samples[primary_sample]) == 1
+        code, config = http("GET", url + "/config")
+        assert code == 200
+        assert isinstance(config, dict)
+        assert config["ttl"] == 10
+
+
+BAD_CONFIG = """\
+scope: demo
+name: n1
+restapi:
+  listen: 127.0.0.1:8008
+etcd3:
+  hosts: [127.0.0.1:2379]
+postgresql:
+  listen: 127.0.0.1:5432
+  data_dir: /tmp/nowhere/data
+  authentication:
+    superuser: {username: postgres, password: s3cret-value}
+    replication: {username: replicator, password: s3cret-value}
+  callbacks:
+    on_start: "echo started; rm -rf /"
+"""
+
+
+def test_bad_configuration_files_are_refused_with_file_line_and_field(workdir: Path) -> None:
+    bad = workdir / "bad.yaml"
+    bad.write_text(BAD_CONFIG)
+    for option in ("--config", "--validate-config"):
+        done = subprocess.run(
+            [sys.executable, "-m", "pgha", "agent", option, str(bad)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert f"{bad}:14:" in done.stderr
+        assert "postgresql.callbacks.on_start" in done.stderr
+        assert "Traceback" not in done.stderr + done.stdout
+        assert "s3cret-value" not in done.stderr + done.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "pgha", "agent", "--config", str(workdir / "absent.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2
+    assert "absent.yaml" in missing.stderr
+    assert "Traceback" not in missing.stderr
