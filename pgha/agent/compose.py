@@ -21,7 +21,7 @@ from pgha.agent.etcd import EtcdDcs
 from pgha.agent.etcd_admin import EtcdAdmin
 from pgha.agent.etcd_session import EtcdSettings
 from pgha.agent.peers import HttpPeers
-from pgha.agent.pg_settings import Credentials, PgBackRestSettings, PgSettings
+from pgha.agent.pg_settings import PgBackRestSettings, PgSettings
 from pgha.agent.postgres import PgPort
 from pgha.agent.rest_common import RestSettings
 from pgha.agent.restapi import RestApi
@@ -102,6 +102,42 @@ class LocalDcs:
         self.etcd.update_member(role)
 
 
+class WakingAdmin:
+    """The REST API's ClusterAdmin: after an operator's write to `/failover` or `/config`, the
+    local loop is woken, so a switchover or a configuration change is acted on at once instead
+    of after the rest of a loop_wait."""
+
+    def __init__(self, admin: EtcdAdmin, wake: threading.Event) -> None:
+        self.admin = admin
+        self._wake = wake
+
+    def cluster(self) -> ClusterView:
+        return self.admin.cluster()
+
+    def member_documents(self) -> dict[str, dict[str, Any]]:
+        return self.admin.member_documents()
+
+    def raw_config(self) -> tuple[dict[str, Any], int | None]:
+        return self.admin.raw_config()
+
+    def replace_config(self, raw: Mapping[str, Any], version: int | None) -> bool:
+        won = self.admin.replace_config(raw, version)
+        self._wake.set()
+        return won
+
+    def write_failover(
+        self, *, leader: str | None, candidate: str | None, scheduled_at_wall: float | None
+    ) -> None:
+        self.admin.write_failover(
+            leader=leader, candidate=candidate, scheduled_at_wall=scheduled_at_wall
+        )
+        self._wake.set()
+
+    def delete_failover(self) -> None:
+        self.admin.delete_failover()
+        self._wake.set()
+
+
 def api_url(cfg: AgentConfig) -> str:
     return f"http://{cfg.restapi.connect_address}/patroni"
 
@@ -110,19 +146,19 @@ def conn_url(cfg: AgentConfig) -> str:
     return f"postgres://{cfg.postgresql.connect_address}/postgres"
 
 
-def etcd_settings(cfg: AgentConfig) -> EtcdSettings:
+def etcd_settings(cfg: AgentConfig, retry_timeout_s: float | None = None) -> EtcdSettings:
+    """Where the cluster's keys are; calls are bounded by `retry_timeout_s` (default: the
+    bootstrap configuration's) until a `/config` has been read."""
+    if retry_timeout_s is None:
+        retry_timeout_s = cfg.bootstrap.dynamic.retry_timeout_s
     return EtcdSettings(
         hosts=tuple((h.host, h.port) for h in cfg.etcd.hosts),
         scope=cfg.scope,
         namespace=cfg.namespace,
         username=cfg.etcd.username,
         password=cfg.etcd.password,
-        retry_timeout_s=cfg.bootstrap.dynamic.retry_timeout_s,
+        retry_timeout_s=retry_timeout_s,
     )
-
-
-def _credentials(value: Any) -> Credentials | None:
-    return None if value is None else Credentials(username=value.username, password=value.password)
 
 
 def pg_settings(cfg: AgentConfig) -> PgSettings:
@@ -138,11 +174,9 @@ def pg_settings(cfg: AgentConfig) -> PgSettings:
         listen_port=pg.listen.port,
         connect_host=pg.connect_address.host,
         connect_port=pg.connect_address.port,
-        superuser=Credentials(username=auth.superuser.username, password=auth.superuser.password),
-        replication=Credentials(
-            username=auth.replication.username, password=auth.replication.password
-        ),
-        rewind=_credentials(auth.rewind),
+        superuser=auth.superuser,
+        replication=auth.replication,
+        rewind=auth.rewind,
         parameters=dict(pg.parameters),
         pg_hba=pg.pg_hba,
         create_replica_methods=pg.create_replica_methods,
@@ -191,6 +225,7 @@ class Parts:
     commands: CommandQueue
     history: AgentHistory
     wake: threading.Event
+    member_extras: dict[str, Any]  # more fields of the member key (`pending_restart`)
 
 
 def _watchdog(cfg: AgentConfig) -> Watchdog:
@@ -204,16 +239,14 @@ def _callback_commands(cfg: AgentConfig) -> dict[str, tuple[str, ...]]:
     return {name: argv for name, argv in found.items() if argv}
 
 
-def build(cfg: AgentConfig) -> Parts:
-    """Wire every part of the agent; nothing is started (no port bound, no process run)."""
-    clock = SystemClock()
+def _history_and_callbacks(
+    cfg: AgentConfig, clock: SystemClock
+) -> tuple[AgentHistory, CallbackRunner]:
     history = AgentHistory(
         Path(cfg.log.history) if cfg.log.history else None, cfg.name, clock.now_mono
     )
-    board = StatusBoard(AgentStatus(name=cfg.name, tags=cfg.tags))
-    wake = threading.Event()
 
-    def record_callback(result: CallbackResult) -> None:
+    def record(result: CallbackResult) -> None:
         history.record(
             "callback",
             callback=result.name,
@@ -226,61 +259,81 @@ def build(cfg: AgentConfig) -> Parts:
         _callback_commands(cfg),
         scope=cfg.scope,
         timeout_s=cfg.postgresql.callback_timeout_s,
-        on_result=record_callback,
+        on_result=record,
         os_user=cfg.postgresql.os_user,
     )
-    etcd = etcd_settings(cfg)
-    holder: list[PgPort] = []
-    dcs = LocalDcs(
-        EtcdDcs(
-            etcd,
-            name=cfg.name,
-            api_url=api_url(cfg),
-            conn_url=conn_url(cfg),
-            tags=cfg.tags,
-            bootstrap_config=dict(cfg.bootstrap.dcs_raw),
-            postgres_state=lambda: holder[0].state(),
-        ),
-        cfg.watchdog,
+    return history, callbacks
+
+
+def _rest_auth(cfg: AgentConfig) -> tuple[str, str] | None:
+    auth = cfg.restapi.authentication
+    return None if auth is None or auth.password is None else (auth.username, auth.password)
+
+
+def _rest_settings(cfg: AgentConfig) -> RestSettings:
+    auth = cfg.restapi.authentication
+    return RestSettings(
+        listen_host=cfg.restapi.listen.host,
+        listen_port=cfg.restapi.listen.port,
+        connect_url=f"http://{cfg.restapi.connect_address}",
+        username=None if auth is None else auth.username,
+        password=None if auth is None else auth.password,
+        request_timeout_s=cfg.restapi.request_timeout_s,
     )
+
+
+def _dcs_and_postgres(
+    cfg: AgentConfig, board: StatusBoard, callbacks: CallbackRunner, extras: dict[str, Any]
+) -> tuple[LocalDcs, PgPort]:
+    # The DCS publishes PostgreSQL's state in the member key; PostgreSQL reads the dynamic
+    # configuration the DCS last read: each needs the other, so one is late-bound.
+    holder: list[PgPort] = []
+    etcd = EtcdDcs(
+        etcd_settings(cfg),
+        name=cfg.name,
+        api_url=api_url(cfg),
+        conn_url=conn_url(cfg),
+        tags=cfg.tags,
+        bootstrap_config=dict(cfg.bootstrap.dcs_raw),
+        postgres_state=lambda: holder[0].state(),
+        member_extras=lambda: dict(extras),
+    )
+    dcs = LocalDcs(etcd, cfg.watchdog)
     pg = PgPort(
         pg_settings(cfg),
         conn_url_of=lambda name: _member(board.get(), name, "conn_url"),
         pre_promote=lambda: callbacks.run_named("pre_promote", "primary"),
         dynamic=lambda: _postgresql_section(dcs, cfg),
+        on_callback=callbacks.run_named,
     )
     holder.append(pg)
+    return dcs, pg
+
+
+def build(cfg: AgentConfig) -> Parts:
+    """Wire every part of the agent; nothing is started (no port bound, no process run)."""
+    clock = SystemClock()
+    history, callbacks = _history_and_callbacks(cfg, clock)
+    board = StatusBoard(AgentStatus(name=cfg.name, tags=cfg.tags))
+    wake = threading.Event()
+    extras: dict[str, Any] = {}
+    dcs, pg = _dcs_and_postgres(cfg, board, callbacks, extras)
     inbox = FailsafeInbox(clock.now_mono)
-    auth = cfg.restapi.authentication
-    rest_auth = None if auth is None or auth.password is None else (auth.username, auth.password)
     peers = HttpPeers(
         name=cfg.name,
         api_url_of=lambda name: _member(board.get(), name, "api_url"),
-        auth=rest_auth,
+        auth=_rest_auth(cfg),
         inbox=inbox,
     )
-    ports = Ports(
-        clock=clock,
-        dcs=dcs,
-        postgres=pg,
-        watchdog=_watchdog(cfg),
-        peers=peers,
-        callbacks=callbacks,
-    )
+    watchdog = _watchdog(cfg)
+    ports = Ports(clock, dcs, pg, watchdog, peers, callbacks)
     commands = CommandQueue(wake)
-    admin = EtcdAdmin(etcd)
+    admin = EtcdAdmin(etcd_settings(cfg))
     rest = RestApi(
-        RestSettings(
-            listen_host=cfg.restapi.listen.host,
-            listen_port=cfg.restapi.listen.port,
-            connect_url=f"http://{cfg.restapi.connect_address}",
-            username=None if auth is None else auth.username,
-            password=None if auth is None else auth.password,
-            request_timeout_s=cfg.restapi.request_timeout_s,
-        ),
+        _rest_settings(cfg),
         status=board.get,
         now_mono=clock.now_mono,
-        admin=admin,
+        admin=WakingAdmin(admin, wake),
         commands=commands,
         inbox=inbox,
         name=cfg.name,
@@ -293,7 +346,9 @@ def build(cfg: AgentConfig) -> Parts:
         conn_url=conn_url(cfg),
         replica_method_without_leader=_without_leader(cfg),
     )
-    return Parts(cfg, local, ports, dcs, pg, callbacks, rest, admin, board, commands, history, wake)
+    return Parts(
+        cfg, local, ports, dcs, pg, callbacks, rest, admin, board, commands, history, wake, extras
+    )
 
 
 def _without_leader(cfg: AgentConfig) -> bool:

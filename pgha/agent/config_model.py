@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pgha.agent.pg_settings import Credentials as Credentials
 from pgha.engine.config import DynamicConfig, WatchdogMode
 from pgha.engine.values import Tags
 from pgha.scenario._model import FrozenDict
@@ -65,14 +66,6 @@ class HostPort:
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Credentials:
-    """A user name and an optional password (never shown by `repr`)."""
-
-    username: str
-    password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from pgha.agent.compose import etcd_settings
 from pgha.agent.config import AgentConfigError, load_agent_config
 from pgha.agent.config_model import AgentConfig
 from pgha.agent.ctl_actions import (
@@ -223,14 +224,7 @@ def _config(path: str | None, environ: dict[str, str]) -> AgentConfig:
 def settings_of(cfg: AgentConfig) -> EtcdSettings:
     """Where the cluster's keys are, from the agent configuration."""
     try:
-        return EtcdSettings(
-            hosts=tuple((host.host, host.port) for host in cfg.etcd.hosts),
-            scope=cfg.scope,
-            namespace=cfg.namespace,
-            username=cfg.etcd.username,
-            password=cfg.etcd.password,
-            retry_timeout_s=DCS_TIMEOUT_S,
-        )
+        return etcd_settings(cfg, DCS_TIMEOUT_S)
     except ValueError as exc:
         raise CtlError(f"{cfg.source_path}: {exc}", EXIT_USAGE) from None
 

@@ -91,6 +91,7 @@ class EtcdDcs:
         tags: Tags,
         bootstrap_config: Mapping[str, Any],
         postgres_state: Callable[[], PostgresState],
+        member_extras: Callable[[], Mapping[str, Any]] = dict,
     ) -> None:
         self._settings = settings
         self._name = name
@@ -99,6 +100,7 @@ class EtcdDcs:
         self._tags = tags
         self._bootstrap_config = dict(bootstrap_config)
         self._postgres_state = postgres_state
+        self._member_extras = member_extras
         self._memory = _bootstrap_memory(self._bootstrap_config)
         self._session = EtcdSession(settings, retry_timeout_s=self._memory.config.retry_timeout_s)
         self._lease: _Lease | None = None
@@ -285,6 +287,7 @@ class EtcdDcs:
             api_url=self._api_url,
             conn_url=self._conn_url,
             tags=self._tags,
+            extras=self._member_extras(),
         )
         key = self._key(MEMBERS + self._name)
         try:

@@ -339,9 +339,15 @@ def encode_tags(tags: Tags) -> dict[str, Any]:
 
 
 def encode_member(
-    *, role: MemberRole, pg: PostgresState, api_url: str, conn_url: str, tags: Tags
+    *,
+    role: MemberRole,
+    pg: PostgresState,
+    api_url: str,
+    conn_url: str,
+    tags: Tags,
+    extras: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """The `members/<name>` value."""
+    """The `members/<name>` value (`extras`: more fields, e.g. `pending_restart`)."""
     document: dict[str, Any] = {
         "conn_url": conn_url,
         "api_url": api_url,
@@ -356,6 +362,7 @@ def encode_member(
     tag_document = encode_tags(tags)
     if tag_document:
         document["tags"] = tag_document
+    document.update(extras or {})
     return dumps(document)
 
 

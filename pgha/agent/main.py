@@ -82,7 +82,6 @@ class Agent:
     def __init__(self, parts: Parts) -> None:
         self.parts = parts
         self._applied_config: Mapping[str, Any] | None = None
-        self.pending_restart = False
         self._clones_recorded = 0
         self.loop = AgentLoop(
             LoopParts(
@@ -97,6 +96,18 @@ class Agent:
                 wake=parts.wake,
             )
         )
+
+    @property
+    def pending_restart(self) -> bool:
+        """A changed parameter needs a restart (published in the member key, for `pgha ctl`)."""
+        return bool(self.parts.member_extras.get("pending_restart"))
+
+    @pending_restart.setter
+    def pending_restart(self, value: bool) -> None:
+        if value:
+            self.parts.member_extras["pending_restart"] = True
+        else:
+            self.parts.member_extras.pop("pending_restart", None)
 
     def run(self) -> int:
         parts = self.parts
@@ -214,13 +225,13 @@ class Agent:
         status = parts.board.get()
         if not status.paused:
             try:
-                parts.pg.stop(immediate=False)
-                parts.callbacks.run_named("on_stop", _role_name(status))
+                parts.pg.stop(immediate=False)  # runs on_stop
             except ActionFailed as error:
                 log.error("could not stop PostgreSQL: %s", error)
             self._release_lock(status)
         parts.ports.watchdog.disable()
         parts.rest.stop()
+        parts.callbacks.wait_idle(parts.cfg.postgresql.callback_timeout_s)
         parts.callbacks.close()
         parts.history.record("agent_stop", paused=status.paused)
         parts.history.close()

@@ -17,7 +17,7 @@ KNOWN_REPLICA_METHODS = frozenset({"basebackup", "pgbackrest"})
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Credentials:
-    """A PostgreSQL role and its password (None: no password, trust on the local socket)."""
+    """A user name and its password (None: no password); the password is never in `repr`."""
 
     username: str
     password: str | None = field(default=None, repr=False)

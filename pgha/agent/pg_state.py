@@ -154,10 +154,17 @@ def rewind_tool(settings: PgSettings) -> bool:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Known:
-    """What the port itself keeps: the member it follows and the ssn it last wrote."""
+    """What the port itself keeps: the member it follows, the ssn it last wrote, and the highest
+    timeline this running replica was seen on (`replica_tl`, None after any start or stop).
+
+    A replica whose WAL receiver stopped (its primary died) has no `received_tli` any more, and
+    its checkpoint timeline lags until the next restartpoint; without the remembered timeline it
+    would look like a replica of the old timeline that must be rewound.
+    """
 
     following: str | None
     ssn: SyncStandbyNames
+    replica_tl: int | None = None
 
 
 def read(settings: PgSettings, user: OsUser, known: Known) -> PostgresState:
@@ -252,7 +259,8 @@ def _from_server(settings: PgSettings, known: Known) -> PostgresState:
     in_recovery, primary_tl, current, received, replayed = row[:5]
     received_tl, checkpoint_tl, min_recovery_tl, sysid, ssn_text, hints = row[5:]
     if in_recovery:
-        timeline = max(t for t in (received_tl, checkpoint_tl, min_recovery_tl, 1) if t)
+        seen = (received_tl, checkpoint_tl, min_recovery_tl, known.replica_tl, 1)
+        timeline = max(t for t in seen if t)
         lsn = max(parse_lsn(received) or 0, parse_lsn(replayed) or 0)
     else:
         timeline, lsn = primary_tl, parse_lsn(current) or 0

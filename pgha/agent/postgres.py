@@ -22,7 +22,7 @@ from pgha.agent.pg_exec import OsUser, run, wipe_data_dir
 from pgha.agent.pg_settings import ApplyResult, ConnTarget, PgSettings, parse_conn_url
 from pgha.agent.pg_state import Known, PmStatus, parse_ssn, postmaster, read
 from pgha.engine.actions import DemoteMode
-from pgha.engine.values import Failure, PostgresState, SyncStandbyNames
+from pgha.engine.values import Failure, PgRun, PostgresState, SyncStandbyNames
 from pgha.ports import ActionFailed
 
 log = logging.getLogger(__name__)
@@ -46,24 +46,31 @@ class PgPort:
         conn_url_of: Callable[[str], str | None],
         pre_promote: Callable[[], bool],
         dynamic: Callable[[], Mapping[str, Any]],
+        on_callback: Callable[[str, str], object] = lambda name, role: None,
     ) -> None:
         self._s = settings
         self._user = OsUser.of(settings.os_user)
         self._conn_url_of = conn_url_of
         self._pre_promote = pre_promote
         self._dynamic = dynamic
+        self._on_callback = on_callback  # (callback name, role): on_start / on_stop
         self._last_dynamic: Mapping[str, Any] = {}
         self._following = pg_conf.read_following(settings)
         self._upstream: ConnTarget | None = None
         self._ssn = parse_ssn(pg_conf.read_parameter(settings, "synchronous_standby_names") or "")
         self._managed_slots: set[str] = set()
         self.clones: list[str] = []  # the method of every replica created, in order
+        self._replica_tl: int | None = None  # see pg_state.Known
 
     # ------------------------------------------------------------ observation
 
     def state(self) -> PostgresState:
         """The server's state now (bounded, never raises)."""
-        return read(self._s, self._user, Known(following=self._following, ssn=self._ssn))
+        known = Known(following=self._following, ssn=self._ssn, replica_tl=self._replica_tl)
+        state = read(self._s, self._user, known)
+        if state.run is PgRun.RUNNING and state.in_recovery:
+            self._replica_tl = state.timeline
+        return state
 
     # ------------------------------------------------------------ long actions
 
@@ -84,12 +91,13 @@ class PgPort:
         except _RECOVERABLE as error:
             self._discard()
             raise self._failed(Failure.BOOTSTRAP, error) from error
+        self._on_callback("on_start", "primary")
 
     def create_replica(self, source: str | None) -> None:
         """Clone with the configured methods (empty data directory on failure), then start."""
         target = self._resolve(source)
         try:
-            pg_ctl.stop(self._s, self._user, immediate=True)
+            self._stop(immediate=True)
         except pg_ctl.ControlError as error:  # never wipe under a running server
             raise self._failed(Failure.CREATE_REPLICA, error) from error
         try:
@@ -114,7 +122,7 @@ class PgPort:
         if mode is DemoteMode.GRACEFUL:
             self._checkpoint()
         try:
-            pg_ctl.stop(self._s, self._user, immediate=immediate)
+            self._stop(immediate=immediate)
         except pg_ctl.ControlError as error:
             raise self._failed(Failure.STOP, error) from error
         self._following, self._upstream = None, None
@@ -154,7 +162,7 @@ class PgPort:
         if not pg_clone.data_present(self._s):
             raise ActionFailed(Failure.REWIND, "no data directory")
         try:
-            pg_ctl.stop(self._s, self._user, immediate=False)
+            self._stop(immediate=False)
             pg_rewind.rewind(self._s, self._user, target)
             self._following, self._upstream = source, target
             self._write_conf(standby=True)
@@ -212,15 +220,18 @@ class PgPort:
             raise self._failed(None, error) from error
 
     def restart(self) -> None:
-        """Fast stop and start again in the same role."""
+        """Fast stop and start again in the same role (on_restart, not on_stop/on_start)."""
         as_primary = not self.state().in_recovery
-        self.stop(immediate=False)
-        self._start(as_primary=as_primary, failure=Failure.START)
+        try:
+            pg_ctl.stop(self._s, self._user, immediate=False)
+        except pg_ctl.ControlError as error:
+            raise self._failed(Failure.STOP, error) from error
+        self._start(as_primary=as_primary, failure=Failure.START, announce=False)
 
     def stop(self, immediate: bool) -> None:
         """Stop the server (fast, escalating to immediate; or immediate)."""
         try:
-            pg_ctl.stop(self._s, self._user, immediate=immediate)
+            self._stop(immediate=immediate)
         except pg_ctl.ControlError as error:
             raise self._failed(Failure.STOP, error) from error
 
@@ -246,16 +257,30 @@ class PgPort:
 
     # ------------------------------------------------------------ helpers
 
-    def _start(self, *, as_primary: bool, failure: Failure) -> None:
+    def _start(self, *, as_primary: bool, failure: Failure, announce: bool = True) -> None:
         if pg_ctl.is_up(self._s):
             return
         if not pg_clone.data_present(self._s):
             raise ActionFailed(failure, "no data directory")
+        self._replica_tl = None
         try:
             self._write_conf(standby=not as_primary)
             pg_ctl.start(self._s, self._user)
         except _RECOVERABLE as error:
             raise self._failed(failure, error) from error
+        if announce:
+            self._on_callback("on_start", "primary" if as_primary else "replica")
+
+    def _stop(self, *, immediate: bool) -> None:
+        """Stop the server if it is up (on_stop after a real stop); raises pg_ctl.ControlError."""
+        role = None if not pg_ctl.is_up(self._s) else self._role()
+        self._replica_tl = None
+        pg_ctl.stop(self._s, self._user, immediate=immediate)
+        if role is not None:
+            self._on_callback("on_stop", role)
+
+    def _role(self) -> str:
+        return "replica" if self.state().in_recovery else "primary"
 
     def _write_conf(self, *, standby: bool | None) -> bool:
         # Write the managed files; standby None leaves the signal file as it is.

@@ -141,7 +141,10 @@ def _is_restart_timeout(value: object) -> bool:
 
 _RESTART_FIELDS = {
     "restart_pending": Field(check=is_bool, expected="true or false"),
-    "role": Field(check=lambda v: v in RESTART_ROLES, expected="primary, replica or any"),
+    "role": Field(
+        check=lambda v: isinstance(v, str) and v in RESTART_ROLES,
+        expected="primary, replica or any",
+    ),
     "timeout": Field(check=_is_restart_timeout, expected="seconds, above 0 and at most 86400"),
 }
 

@@ -52,7 +52,11 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float, every_s
 
 
 def http(
-    method: str, url: str, body: object = None, auth: tuple[str, str] | None = None
+    method: str,
+    url: str,
+    body: object = None,
+    auth: tuple[str, str] | None = None,
+    timeout_s: float = 5,
 ) -> tuple[int, Any]:
     """One HTTP request; (status, parsed JSON or text). Connection errors give (0, error)."""
     data = None if body is None else json.dumps(body).encode()
@@ -64,7 +68,7 @@ def http(
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.status, _parse(response.read())
     except urllib.error.HTTPError as error:
         return error.code, _parse(error.read())
@@ -151,6 +155,7 @@ class AgentCluster:
         watchdog_mode: str = "required",
         postgresql: Mapping[str, Any] | None = None,
         per_node: Mapping[str, Mapping[str, Any]] | None = None,
+        existing_dirs: bool = False,
     ) -> None:
         self.workdir = workdir
         self.etcd = etcd
@@ -164,7 +169,7 @@ class AgentCluster:
         self.nodes: dict[str, Node] = {}
         for name in names:
             root = workdir / name
-            root.mkdir(mode=0o755)
+            root.mkdir(mode=0o755, exist_ok=existing_dirs)
             give_to_os_user(root)
             self.nodes[name] = Node(name, root, free_port(), free_port())
 
@@ -206,12 +211,7 @@ class AgentCluster:
             },
             "log": {"level": "INFO", "history": str(node.history_path)},
         }
-        for key, value in self.per_node.get(node.name, {}).items():
-            if isinstance(value, Mapping) and isinstance(cfg.get(key), dict):
-                cfg[key] = {**cfg[key], **value}
-            else:
-                cfg[key] = value
-        return cfg
+        return _merged(cfg, self.per_node.get(node.name, {}))
 
     def write_config(self, node: Node) -> None:
         node.config_path.write_text(yaml.safe_dump(self.config_for(node), sort_keys=False))
@@ -355,6 +355,17 @@ class AgentCluster:
             if out.exists():
                 parts.append(f"----- {node.name} agent.out (tail)\n{out.read_text()[-6000:]}")
         return "\n".join(parts)
+
+
+def _merged(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `override` merged in, mapping by mapping."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def _descendants(pid: int) -> list[int]:

@@ -6,6 +6,7 @@ the softdog emulation as the watchdog with a timeout of 8 s).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -29,6 +30,13 @@ def settled(cluster: AgentCluster) -> str:
     primary = cluster.wait_for_primary()
     others = set(cluster.nodes) - {primary}
     wait_for("streaming replicas", lambda: cluster.streaming_replicas(primary) == others, 60)
+
+    def published() -> bool:  # what switchover checks: every member key says running
+        code, body = cluster.nodes[primary].get("/cluster")
+        states = [m.get("state") for m in body.get("members", [])] if code == 200 else []
+        return states == ["running"] * len(cluster.nodes)
+
+    wait_for("every member published as running", published, 15)
     return primary
 
 
@@ -71,8 +79,8 @@ def test_scheduled_switchover_waits_for_its_time(workdir: Path) -> None:
         candidate = sorted(set(cluster.nodes) - {old})[-1]
         at = datetime.now(UTC) + timedelta(seconds=6)
         body = {"leader": old, "candidate": candidate, "scheduled_at": at.isoformat()}
-        code, _ = post(cluster, old, "/switchover", body)
-        assert code == 202
+        code, message = post(cluster, old, "/switchover", body)
+        assert code == 202, message
         code, _ = post(cluster, old, "/switchover", body)
         assert code == 409  # one scheduled switchover at a time
         time.sleep(3)
@@ -257,3 +265,93 @@ def test_bad_configuration_files_are_refused_with_file_line_and_field(workdir: P
     assert missing.returncode == 2
     assert "absent.yaml" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def ctl(cluster: AgentCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    config = str(cluster.nodes["n1"].config_path)
+    return subprocess.run(
+        [sys.executable, "-m", "pgha", "ctl", "-c", config, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_ctl_lists_switches_over_and_shows_history_of_a_live_cluster(workdir: Path) -> None:
+    with running_cluster(workdir) as cluster:
+        old = settled(cluster)
+        listed = ctl(cluster, "list", "--format", "json")
+        assert listed.returncode == 0, listed.stderr
+        rows = {row["Member"]: row for row in json.loads(listed.stdout)}
+        assert set(rows) == set(cluster.nodes)
+        assert [name for name, row in rows.items() if row["Role"] == "Leader"] == [old]
+        assert {row["State"] for row in rows.values()} == {"running"}
+        candidate = sorted(set(cluster.nodes) - {old})[0]
+        switched = ctl(cluster, "switchover", "--leader", old, "--candidate", candidate, "--force")
+        assert switched.returncode == 0, switched.stderr
+        assert cluster.wait_for_primary(20) == candidate
+
+        def history() -> list[tuple[object, object]]:
+            done = ctl(cluster, "history", "--format", "json")
+            assert done.returncode == 0, done.stderr
+            return [(line["TL"], line["New Leader"]) for line in json.loads(done.stdout)]
+
+        assert wait_for("the /history line", history, 10) == [(1, candidate)]
+        pretty = ctl(cluster, "list")
+        assert pretty.returncode == 0
+        assert f"Cluster: {cluster.scope}" in pretty.stdout
+
+
+def _callback_script(node_root: Path) -> Path:
+    """A callback program that appends its arguments to callbacks.log in the node's directory."""
+    script = node_root / "callback.sh"
+    script.write_text(f'#!/bin/sh\necho "$@" >> {node_root / "callbacks.log"}\n')
+    script.chmod(0o755)
+    give_to_os_user(script)
+    return script
+
+
+def test_dynamic_parameters_reach_every_node_and_callbacks_run(workdir: Path) -> None:
+    per_node = {}
+    for name in ("n1", "n2", "n3"):
+        (workdir / name).mkdir(mode=0o755)
+        give_to_os_user(workdir / name)
+        script = str(_callback_script(workdir / name))
+        callbacks = {"on_role_change": [script], "on_restart": [script], "on_start": [script]}
+        per_node[name] = {"postgresql": {"callbacks": callbacks}}
+    with running_cluster(workdir, per_node=per_node, existing_dirs=True) as cluster:
+        primary = settled(cluster)
+        log = cluster.nodes[primary].root / "callbacks.log"
+        expected = f"on_start primary {cluster.scope}"
+        wait_for("the start callback", lambda: expected in log.read_text().splitlines(), 10)
+        change = {"postgresql": {"parameters": {"work_mem": "7MB", "wal_buffers": "1MB"}}}
+        url = cluster.nodes[primary].api_url + "/config"
+        assert http("PATCH", url, change, auth=REST_AUTH)[0] == 200
+        for name in cluster.nodes:
+            wait_for(
+                f"work_mem on {name}",
+                lambda name=name: cluster.query(name, "SHOW work_mem") == [("7MB",)],
+                15,
+            )
+
+        def pending() -> dict[str, bool]:
+            rows = json.loads(ctl(cluster, "list", "--format", "json", "-e").stdout)
+            return {row["Member"]: row["Pending restart"] for row in rows}
+
+        wait_for("pending restarts", lambda: all(pending().values()), 15)
+        restarted = ctl(cluster, "restart", primary, "--force")
+        assert restarted.returncode == 0, restarted.stderr
+        assert cluster.query(primary, "SHOW wal_buffers") == [("1MB",)]
+        wait_for("the primary's restart done", lambda: not pending()[primary], 15)
+        wait_for("the restart callback", lambda: "on_restart" in log.read_text(), 10)
+        candidate = sorted(set(cluster.nodes) - {primary})[0]
+        switched = ctl(
+            cluster, "switchover", "--leader", primary, "--candidate", candidate, "--force"
+        )
+        assert switched.returncode == 0, switched.stderr
+        new_log = cluster.nodes[candidate].root / "callbacks.log"
+        for path, role in ((new_log, "primary"), (log, "replica")):
+            line = f"on_role_change {role} {cluster.scope}"
+            wait_for(
+                f"{line} in {path}", lambda p=path, ln=line: ln in p.read_text().splitlines(), 15
+            )
