@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -225,8 +224,3 @@ class AgentLoop:
             self._parts.history.record(
                 "pg_role", role=seen[0], timeline=pg.timeline, lsn=pg.wal_lsn, upstream=seen[2]
             )
-
-
-def monotonic_deadline(timeout_s: float) -> float:
-    """A deadline `timeout_s` from now on the monotonic clock."""
-    return time.monotonic() + timeout_s
