@@ -16,12 +16,12 @@ from typing import Any
 from pgha.agent.admin import FailsafeInbox
 from pgha.agent.callbacks import CallbackResult, CallbackRunner
 from pgha.agent.config import AgentConfig
-from pgha.agent.config_model import WatchdogConfig
+from pgha.agent.config_model import PgBackRestConfig, ReplicaMethod, WatchdogConfig
 from pgha.agent.etcd import EtcdDcs
 from pgha.agent.etcd_admin import EtcdAdmin
 from pgha.agent.etcd_session import EtcdSettings
 from pgha.agent.peers import HttpPeers
-from pgha.agent.pg_settings import PgBackRestSettings, PgSettings
+from pgha.agent.pg_settings import CustomMethod, PgBackRestSettings, PgSettings
 from pgha.agent.postgres import PgPort
 from pgha.agent.rest_common import RestSettings
 from pgha.agent.restapi import RestApi
@@ -181,7 +181,8 @@ def pg_settings(cfg: AgentConfig) -> PgSettings:
         pg_hba=pg.pg_hba,
         create_replica_methods=pg.create_replica_methods,
         basebackup_options=pg.basebackup,
-        pgbackrest=None if backrest is None or backrest.stanza is None else _backrest(backrest),
+        pgbackrest=_backrest(backrest),
+        custom_methods={name: _custom(m) for name, m in pg.replica_methods.items()},
         archive_via_pgbackrest=backrest is not None and backrest.archive,
         initdb_options=cfg.bootstrap.initdb or ("--data-checksums",),
         pg_ctl_timeout_s=pg.pg_ctl_timeout_s,
@@ -192,13 +193,28 @@ def pg_settings(cfg: AgentConfig) -> PgSettings:
     )
 
 
-def _backrest(backrest: Any) -> PgBackRestSettings:
+def _backrest(backrest: PgBackRestConfig | None) -> PgBackRestSettings | None:
+    if backrest is None or backrest.stanza is None:
+        return None
     return PgBackRestSettings(
         stanza=backrest.stanza,
         config_path=backrest.config,
         repo_path=backrest.repo_path,
         no_leader=backrest.no_leader,
+        keep_data=backrest.keep_data,
+        no_params=backrest.no_params,
         command=tuple(backrest.command),
+    )
+
+
+def _custom(method: ReplicaMethod) -> CustomMethod:
+    return CustomMethod(
+        name=method.name,
+        command=method.command,
+        options=method.options,
+        keep_data=method.keep_data,
+        no_leader=method.no_leader,
+        no_params=method.no_params,
     )
 
 

@@ -12,6 +12,7 @@ import logging
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -85,35 +86,50 @@ def run(
     timeout_s: float,
     env: Mapping[str, str] | None = None,
     stdin_text: str | None = None,
+    kill_group: bool = False,
 ) -> Completed:
-    """Run `argv` (no shell) as `user` with a time limit; output captured, never raises for it."""
+    """Run `argv` (no shell) as `user` with a time limit; output captured, never raises for it.
+
+    `kill_group`: run it in a session of its own and, at the time limit, kill the whole process
+    group (a user's program may have started others, e.g. a pg_basebackup still writing into the
+    data directory). Without it only the program itself is killed: pg_ctl's postmaster must
+    survive a pg_ctl that timed out.
+    """
     log.debug("running %s", argv[0])
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, object] = {"start_new_session": kill_group}
     if user.switches:
         kwargs.update(user=user.uid, group=user.gid, extra_groups=[])
     try:
-        proc = subprocess.run(  # the exit code is the result (no check=)
+        proc = subprocess.Popen(
             argv,
-            input=stdin_text if stdin_text is not None else "",
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout_s,
             env=user.env(env or {}),
             cwd="/",  # PostgreSQL's programs must be able to stat their working directory
             **kwargs,  # type: ignore[call-overload]
         )
-    except subprocess.TimeoutExpired as expired:
-        return Completed(
-            argv=tuple(argv),
-            returncode=None,
-            stdout=_text(expired.stdout),
-            stderr=_text(expired.stderr),
-        )
     except OSError as error:
         return Completed(argv=tuple(argv), returncode=127, stdout="", stderr=str(error))
-    return Completed(
-        argv=tuple(argv), returncode=proc.returncode, stdout=proc.stdout, stderr=proc.stderr
-    )
+    try:
+        stdout, stderr = proc.communicate(stdin_text or "", timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill(proc, kill_group)
+        try:  # a process it started may still hold the pipes open: do not wait for it
+            stdout, stderr = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired as expired:
+            stdout, stderr = _text(expired.stdout), _text(expired.stderr)
+        return Completed(argv=tuple(argv), returncode=None, stdout=stdout, stderr=stderr)
+    return Completed(argv=tuple(argv), returncode=proc.returncode, stdout=stdout, stderr=stderr)
+
+
+def _kill(proc: subprocess.Popen[str], group: bool) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
 
 
 def _text(data: bytes | str | None) -> str:

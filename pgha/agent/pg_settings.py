@@ -1,6 +1,7 @@
 # The node's PostgreSQL settings, as plain frozen values: where the data directory and programs are,
 # the addresses, the three roles (superuser, replication, rewind) and how replicas are created.
-# Safety rule: passwords are kept out of every repr (and so out of logs and exception messages).
+# Safety rule: passwords are kept out of every repr (and so out of logs and exception messages), and
+# `PgSettings.scrub` removes them from any program output before it is logged or raised.
 """Settings of the real PostgreSQL port (built from the agent's `postgresql:` YAML section)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 
 ParamValue = str | int | float | bool
 
-KNOWN_REPLICA_METHODS = frozenset({"basebackup", "pgbackrest"})
+KNOWN_REPLICA_METHODS = frozenset({"basebackup", "pgbackrest"})  # the built-in methods
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,15 +29,39 @@ class PgBackRestSettings:
     """pgBackRest: the stanza, where its configuration and repository are, and restore options.
 
     `no_leader`: a restore needs no running leader (it reads the repository), so a replica can be
-    created from it while the cluster has no leader.
+    created from it while the cluster has no leader. `keep_data`: the data directory is not emptied
+    before the restore, which then runs with `--delta` over what is there (only changed files are
+    copied). `no_params`: Patroni's flag; pgha never passes Patroni's `--scope`, `--role`,
+    `--datadir`, `--connstring` to pgBackRest (it refuses unknown options), so it changes nothing.
     """
 
     stanza: str
     config_path: str | None = None
     repo_path: str | None = None
     no_leader: bool = False
+    keep_data: bool = False
+    no_params: bool = False
     restore_options: tuple[str, ...] = ()  # extra `pgbackrest restore` options
     command: tuple[str, ...] = ("pgbackrest",)  # the program (and options for every command)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomMethod:
+    """A user's replica creation program (a `postgresql.<name>` section), run without a shell.
+
+    It is called as `command --scope=<cluster> --role=replica --datadir=<data_dir>
+    --connstring=<source conninfo without password> options...` (with `no_params`:
+    `command options...`), with the replication password in PGPASSWORD. `keep_data`: the data
+    directory is handed over as it is instead of emptied first. `no_leader`: it can run without a
+    source member (e.g. a restore from a backup).
+    """
+
+    name: str
+    command: tuple[str, ...]
+    options: tuple[str, ...] = ()  # complete arguments, e.g. ("--threads=4",)
+    keep_data: bool = False
+    no_leader: bool = False
+    no_params: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,10 +88,11 @@ class PgSettings:
     create_replica_methods: tuple[str, ...] = ("basebackup",)
     basebackup_options: tuple[str, ...] = ()  # extra pg_basebackup options, e.g. --max-rate=100M
     pgbackrest: PgBackRestSettings | None = None
+    custom_methods: Mapping[str, CustomMethod] = field(default_factory=dict)  # by method name
     archive_via_pgbackrest: bool = False
     initdb_options: tuple[str, ...] = ("--data-checksums",)
     pg_ctl_timeout_s: float = 60.0
-    clone_timeout_s: float = 3600.0  # one replica creation method (pg_basebackup, restore)
+    clone_timeout_s: float = 3600.0  # one replica creation method (pg_basebackup, restore, ...)
     os_user: str | None = None
     socket_dir: str = "/var/run/postgresql"
     log_file: str | None = None  # the server's stderr (pg_ctl -l); None: discarded
@@ -83,6 +109,13 @@ class PgSettings:
     def program(self, name: str) -> str:
         """The path of a PostgreSQL program (pg_ctl, initdb, ...)."""
         return f"{self.bin_dir.rstrip('/')}/{name}"
+
+    def scrub(self, text: str) -> str:
+        """`text` with every configured password replaced by `***`."""
+        for creds in (self.superuser, self.replication, self.rewind):
+            if creds is not None and creds.password:
+                text = text.replace(creds.password, "***")
+        return text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

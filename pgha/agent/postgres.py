@@ -94,14 +94,16 @@ class PgPort:
         self._on_callback("on_start", "primary")
 
     def create_replica(self, source: str | None) -> None:
-        """Clone with the configured methods (empty data directory on failure), then start."""
+        """Clone with the configured methods (empty data directory on failure), then start.
+
+        The data directory is emptied before each method, unless that method has keep_data.
+        """
         target = self._resolve(source)
         try:
             self._stop(immediate=True)
         except pg_ctl.ControlError as error:  # never wipe under a running server
             raise self._failed(Failure.CREATE_REPLICA, error) from error
         try:
-            wipe_data_dir(Path(self._s.data_dir))
             method = pg_clone.create_replica(self._s, self._user, target)
             log.info("replica created with %s", method)
             self.clones.append(method)
@@ -316,13 +318,8 @@ class PgPort:
         return parse_conn_url(url) if url else None
 
     def _source_usable(self, target: ConnTarget | None) -> bool:
-        # A running source, or a method that needs none (pgBackRest with no_leader).
-        backrest = self._s.pgbackrest
-        if (
-            backrest is not None
-            and backrest.no_leader
-            and "pgbackrest" in self._s.create_replica_methods
-        ):
+        # A running source, or a method that needs none (pgBackRest or a custom one, no_leader).
+        if pg_clone.works_without_source(self._s):
             return True
         if target is None:
             return False
@@ -370,10 +367,7 @@ class PgPort:
         wipe_data_dir(Path(self._s.data_dir))
 
     def _scrub(self, text: str) -> str:
-        for creds in (self._s.superuser, self._s.replication, self._s.rewind):
-            if creds is not None and creds.password:
-                text = text.replace(creds.password, "***")
-        return text
+        return self._s.scrub(text)
 
     def _failed(self, failure: Failure | None, error: BaseException) -> ActionFailed:
         if isinstance(error, psycopg.Error):
