@@ -103,6 +103,7 @@ PASS_THROUGH: dict[str, tuple[str, str]] = {
     "agent": ("pgha.agent.main", "run the HA agent beside one PostgreSQL server"),
     "ctl": ("pgha.agent.ctl", "inspect and operate a running cluster, like patronictl"),
     "softdog": ("pgha.agent.softdog", "the watchdog emulation for hosts without /dev/watchdog"),
+    "chaos": ("chaos.cli", "run scenarios against real containers (PostgreSQL, etcd, HAProxy)"),
 }
 
 

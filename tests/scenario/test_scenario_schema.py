@@ -21,7 +21,9 @@ from tests.scenario.texts import EXPLORE_EXAMPLE, HEADER, ISSUE_EXAMPLE
 jsonschema = pytest.importorskip("jsonschema")
 
 REPO = Path(__file__).resolve().parents[2]
-BUNDLED = sorted((REPO / "scenarios").glob("*.yaml"))
+BUNDLED = sorted((REPO / "scenarios").glob("*.yaml")) + sorted(
+    (REPO / "scenarios" / "chaos").glob("*.yaml")
+)
 
 
 @functools.cache

@@ -14,7 +14,9 @@ from pgha.scenario import load_scenario, parse_scenario
 from sim.run import run_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
+SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml")) + sorted(
+    (ROOT / "scenarios" / "chaos").glob("*.yaml")
+)
 
 # The verdict each bundled scenario is expected to give (exit code of `pgha sim run`).
 EXPECTED_EXIT = {"agent-pause-no-watchdog": 1}
