@@ -3,9 +3,12 @@
 ``pgha sim run FILE`` runs a scenario in the simulator and writes its history, summary, JUnit XML
 and HTML report. ``pgha sim explore FILE`` searches fault schedules drawn from the scenario's
 ``explore:`` section for one that breaks a check, shrinks each failure and writes it out as a
-scenario file with its report. ``pgha sim variants`` lists the known-bad engine variants. This
-module imports :mod:`sim` (and later :mod:`chaos`) lazily, inside the subcommands. Exit codes:
-0 every check holds (nothing broke within the budget), 1 a check broke, 2 bad input.
+scenario file with its report. ``pgha sim variants`` lists the known-bad engine variants. Exit
+codes: 0 every check holds (nothing broke within the budget), 1 a check broke, 2 bad input.
+
+``pgha agent``, ``pgha ctl``, ``pgha softdog`` and ``pgha chaos`` have parsers of their own
+(``PASS_THROUGH``): the real agent, its control CLI, the watchdog emulation and the Docker chaos
+harness. This module imports :mod:`sim` and :mod:`chaos` lazily, inside the subcommands.
 """
 
 from __future__ import annotations
