@@ -221,7 +221,9 @@ class ChaosCluster:
             volume = self._data_volume(node, owner) if self.data_volumes else None
             self._create(node, role="node", command=NODE_COMMAND, files=files, volume=volume)
         backends = {node: self.ip(node) for node in self.node_names}
-        haproxy_cfg = {HAPROXY_CFG: render_haproxy_cfg(backends).encode()}
+        workload = self.scenario.workload
+        checks = workload.haproxy if workload is not None else None
+        haproxy_cfg = {HAPROXY_CFG: render_haproxy_cfg(backends, checks).encode()}
         self._create("haproxy", role="haproxy", command=HAPROXY_COMMAND, files=haproxy_cfg)
         for host in (*self.layout.own_etcd_hosts, *self.node_names, "haproxy"):
             self.client.containers.get(self.layout.container(host)).start()

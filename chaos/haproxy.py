@@ -1,8 +1,9 @@
 # HAProxy in front of the database nodes, as Patroni's documentation sets it up: writes go to the
 # one node whose agent answers 200 on `OPTIONS /primary`, reads to the nodes answering `/replica`.
-# Safety rule protected: a node that stops answering `/primary` is marked down after two failed
-# checks one second apart and its client sessions are shut, so clients of an old primary are cut
-# off rather than left writing to it.
+# Safety rule protected: a node that stops answering `/primary` is marked down after `fall` failed
+# checks `check_interval` apart (the scenario's workload.haproxy; Patroni's documented inter 3s
+# fall 3 rise 2 by default) and its client sessions are shut, so clients of an old primary are cut
+# off rather than left writing to it. The simulator's HAProxy uses the same three numbers.
 """Rendering haproxy.cfg for a chaos run."""
 
 from __future__ import annotations
@@ -12,20 +13,26 @@ import io
 from collections.abc import Collection, Mapping
 
 from chaos.configs import API_PORT, PG_PORT, READ_PORT, WRITE_PORT
+from pgha.scenario import HAProxySpec
 
 STATS_PORT = 7000
-CHECK_INTERVAL_S = 1
-FALL = 2
-RISE = 1
 
 
-def _backend(name: str, port: int, check_path: str, backends: Mapping[str, str]) -> list[str]:
+def _interval(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+def _backend(
+    name: str, port: int, check_path: str, backends: Mapping[str, str], checks: HAProxySpec
+) -> list[str]:
     lines = [
         f"listen {name}",
         f"    bind *:{port}",
         f"    option httpchk OPTIONS {check_path}",
         "    http-check expect status 200",
-        f"    default-server inter {CHECK_INTERVAL_S}s fall {FALL} rise {RISE} "
+        f"    default-server inter {_interval(checks.check_interval_s)} fall {checks.fall} "
+        f"rise {checks.rise} "
         "on-marked-down shutdown-sessions",
     ]
     lines += [
@@ -35,8 +42,12 @@ def _backend(name: str, port: int, check_path: str, backends: Mapping[str, str])
     return lines
 
 
-def render_haproxy_cfg(backends: Mapping[str, str]) -> str:
-    """haproxy.cfg for `backends` (node name -> IP): writes 5000, reads 5001, stats 7000."""
+def render_haproxy_cfg(backends: Mapping[str, str], checks: HAProxySpec | None = None) -> str:
+    """haproxy.cfg for `backends` (node name -> IP): writes 5000, reads 5001, stats 7000.
+
+    `checks` (the scenario's workload.haproxy) sets inter, fall and rise; a check gives up after
+    1 s, as the simulator's does."""
+    checks = checks or HAProxySpec()
     lines = [
         "global",
         "    maxconn 1000",
@@ -48,7 +59,7 @@ def render_haproxy_cfg(backends: Mapping[str, str]) -> str:
         "    timeout connect 2s",
         "    timeout client 30m",
         "    timeout server 30m",
-        "    timeout check 2s",
+        "    timeout check 1s",
         "",
         "listen stats",
         "    mode http",
@@ -56,9 +67,9 @@ def render_haproxy_cfg(backends: Mapping[str, str]) -> str:
         "    stats enable",
         "    stats uri /",
         "",
-        *_backend("primary", WRITE_PORT, "/primary", backends),
+        *_backend("primary", WRITE_PORT, "/primary", backends, checks),
         "",
-        *_backend("replicas", READ_PORT, "/replica", backends),
+        *_backend("replicas", READ_PORT, "/replica", backends, checks),
     ]
     return "\n".join(lines) + "\n"
 

@@ -266,6 +266,8 @@ class WriteStats:
     unavailability_s: float
     unavailable_periods: int
     longest_unavailability_s: float
+    # each unavailable period as (start, end), in order (pgha.analysis.unavailability)
+    unavailable_windows: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +363,7 @@ class _Writes:
         self._down_total_s = 0.0
         self._down_periods = 0
         self._down_longest_s = 0.0
+        self._down_windows: list[tuple[float, float]] = []
 
     def invoke(self, e: Event) -> None:
         self.pending[_int(e, "id")] = e.t
@@ -396,6 +399,7 @@ class _Writes:
             self._down_total_s += span_s
             self._down_periods += 1
             self._down_longest_s = max(self._down_longest_s, span_s)
+            self._down_windows.append((self._down_since, self._down_since + span_s))
             self._down_since = None
 
     def finish(self, t_end: float) -> WriteStats:
@@ -410,6 +414,7 @@ class _Writes:
             unavailability_s=self._down_total_s,
             unavailable_periods=self._down_periods,
             longest_unavailability_s=self._down_longest_s,
+            unavailable_windows=tuple(self._down_windows),
         )
 
 

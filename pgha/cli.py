@@ -6,9 +6,10 @@ and HTML report. ``pgha sim explore FILE`` searches fault schedules drawn from t
 scenario file with its report. ``pgha sim variants`` lists the known-bad engine variants. Exit
 codes: 0 every check holds (nothing broke within the budget), 1 a check broke, 2 bad input.
 
-``pgha agent``, ``pgha ctl``, ``pgha softdog`` and ``pgha chaos`` have parsers of their own
-(``PASS_THROUGH``): the real agent, its control CLI, the watchdog emulation and the Docker chaos
-harness. This module imports :mod:`sim` and :mod:`chaos` lazily, inside the subcommands.
+``pgha agent``, ``pgha ctl``, ``pgha softdog``, ``pgha chaos`` and ``pgha notebooks`` have parsers
+of their own (``PASS_THROUGH``): the real agent, its control CLI, the watchdog emulation, the
+Docker chaos harness and the notebooks' runner and renderer. This module imports :mod:`sim` and
+:mod:`chaos` lazily, inside the subcommands.
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ PASS_THROUGH: dict[str, tuple[str, str]] = {
     "ctl": ("pgha.agent.ctl", "inspect and operate a running cluster, like patronictl"),
     "softdog": ("pgha.agent.softdog", "the watchdog emulation for hosts without /dev/watchdog"),
     "chaos": ("chaos.cli", "run scenarios against real containers (PostgreSQL, etcd, HAProxy)"),
+    "notebooks": ("pgha.notebooks", "run and check the notebooks; render them to reports/*.html"),
 }
 
 

@@ -145,7 +145,9 @@ def _draw(
     _draw_writes(ax, facts, lanes, t0, t1)
     _draw_split_brain(ax, facts, lanes)
     _draw_failovers(ax, facts, lanes)
-    _draw_decisions(ax, extra.decisions, lanes)
+    _draw_decisions(ax, extra.decisions, lanes, t0, t1)
+    for label in ax.texts:  # labels outside a zoomed range would stretch the layout
+        label.set_clip_on(True)
     ax.set_xlim(t0, t1)
     ax.set_ylim(-0.1, len(nodes) + 0.5)
     ax.set_yticks([lanes[n] + 0.5 for n in nodes], nodes)
@@ -295,12 +297,30 @@ def _draw_failovers(ax: Any, facts: RunFacts, lanes: Mapping[str, int]) -> None:
             ax.text(f.t_fault, y, "no failover", fontsize=7, color=SPLIT_BRAIN_COLOR)
 
 
-def _draw_decisions(ax: Any, decisions: Sequence[Decision], lanes: Mapping[str, int]) -> None:
+def _draw_decisions(
+    ax: Any, decisions: Sequence[Decision], lanes: Mapping[str, int], t0: float, t1: float
+) -> None:
+    """Decisions inside [t0, t1] only (labels outside a zoom would stretch the layout); labels
+    of one node closer together than 1 % of the span are stacked rather than drawn over."""
+    close_s = (t1 - t0) / 100
+    last: dict[str, tuple[float, int]] = {}
     for d in decisions:
-        if d.node in lanes:
-            y = lanes[d.node] + ROLE_Y + ROLE_H / 2
-            ax.plot([d.t], [y], marker="v", color="black", ms=3)
-            ax.text(d.t, y + 0.03, d.reason, fontsize=5, rotation=45, rotation_mode="anchor")
+        if d.node not in lanes or not t0 <= d.t <= t1:
+            continue
+        prev_t, level = last.get(d.node, (-math.inf, -1))
+        level = level + 1 if d.t - prev_t < close_s else 0
+        last[d.node] = (d.t, level)
+        y = lanes[d.node] + ROLE_Y + ROLE_H / 2
+        ax.plot([d.t], [y], marker="v", color="black", ms=3)
+        ax.text(
+            d.t,
+            y + 0.03 + 0.1 * level,
+            d.reason,
+            fontsize=5,
+            rotation=30,
+            rotation_mode="anchor",
+            clip_on=True,
+        )
 
 
 def figure_png(fig: Figure) -> bytes:

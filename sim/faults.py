@@ -39,7 +39,10 @@ from pgha.scenario import (
     TargetRole,
 )
 from sim.clock import WALL_EPOCH_S
-from sim.net import Latency
+from sim.net import Latency, Unreachable
+from sim.node import Refused
+
+OPERATOR_TIMEOUT_S = 30.0  # as the chaos harness waits for an agent's REST API to answer
 
 if TYPE_CHECKING:
     from sim.node import SimNode
@@ -368,12 +371,25 @@ def _disk_full(f: FaultInjector, p: DiskFullFault) -> tuple[tuple[str, ...], Und
     return tuple(n.name for n in nodes), _each(nodes, lambda n: n.pg.disk_full(False))
 
 
-def _operator(f: FaultInjector, key: FailoverKey) -> None:
-    f.env.process(_write_failover(f, key))
+def _operator(f: FaultInjector, key: FailoverKey, ask: tuple[str, ...]) -> None:
+    f.env.process(_write_failover(f, key, ask))
 
 
-def _write_failover(f: FaultInjector, key: FailoverKey) -> Gen:
-    # The operator's request goes to etcd like patronictl's; with etcd unreachable it fails.
+def _write_failover(f: FaultInjector, key: FailoverKey, ask: tuple[str, ...]) -> Gen:
+    # As `pgha ctl`, patronictl and the chaos harness do: POST to the agents' REST APIs in turn
+    # (the leader first) until one answers; it writes the key and wakes its own loop, or answers
+    # 503 when it cannot reach etcd. When no agent answers at all, the key goes straight to etcd
+    # (only a loop that comes round then sees it); with etcd unreachable too, the request fails.
+    for name in ask:
+        node = f.sim.nodes[name]
+        handler = node.operator_handler(name, key)
+        try:
+            written = yield from f.sim.net.call(f.sim.ctl.host, name, handler, OPERATOR_TIMEOUT_S)
+        except (Unreachable, Refused):
+            continue
+        if not written:
+            f.world.record("dcs_error", node="ctl", op="write_failover", via=name)
+        return
     try:
         yield from f.sim.ctl.write_failover(key)
     except DcsError:
@@ -386,13 +402,15 @@ def _switchover(f: FaultInjector, p: SwitchoverFault) -> tuple[tuple[str, ...], 
         raise Skip("no primary to switch over from")
     candidate = f.one(p.candidate) if p.candidate is not None else None
     at = None if p.scheduled_at_s is None else WALL_EPOCH_S + p.scheduled_at_s
-    _operator(f, FailoverKey(leader=leader, candidate=candidate, scheduled_at_wall=at))
+    key = FailoverKey(leader=leader, candidate=candidate, scheduled_at_wall=at)
+    _operator(f, key, (leader, *(n for n in f.sim.scenario.node_names if n != leader)))
     return tuple(h for h in (leader, candidate) if h), None
 
 
 def _failover(f: FaultInjector, p: FailoverFault) -> tuple[tuple[str, ...], Undo | None]:
     candidate = f.one(p.candidate)
-    _operator(f, FailoverKey(candidate=candidate))
+    others = (n for n in f.sim.scenario.node_names if n != candidate)
+    _operator(f, FailoverKey(candidate=candidate), (candidate, *others))
     return (candidate,), None
 
 

@@ -41,8 +41,10 @@ class SimHAProxy:
         fall: int = 3,
         rise: int = 2,
         timeout_s: float = 1.0,
+        phase_s: float | None = None,
     ) -> None:
         self.world = world
+        self.phase_s = phase_s
         self.env: simpy.Environment = world.env
         self.net = net
         self.name = name
@@ -60,9 +62,17 @@ class SimHAProxy:
             net.add_host(name)
 
     def start(self) -> None:
-        """Start one check loop per backend, spread over the first interval as HAProxy does."""
+        """Start one check loop per backend, spread over the first interval as HAProxy does.
+
+        HAProxy started at some moment unrelated to the agents' loops and the faults: the phase
+        of its checks is drawn per seed, so runs over many seeds see every phase, as real runs
+        do (a fixed phase would make every seed's first write after a promotion equally lucky).
+        A `phase_s` given to the constructor fixes it.
+        """
+        if self.phase_s is None:
+            self.phase_s = self.world.rng("haproxy").uniform(0.0, self.interval_s)
         for i, backend in enumerate(self.backends):
-            offset = self.interval_s * i / len(self.backends)
+            offset = self.phase_s + self.interval_s * i / len(self.backends)
             self.env.process(self._check_loop(backend, offset))
 
     # ------------------------------------------------------------ what the clients see

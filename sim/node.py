@@ -18,6 +18,7 @@ from pgha.engine.actions import Action
 from pgha.engine.rules import decide as engine_decide
 from pgha.engine.state import NodeState
 from pgha.engine.values import (
+    FailoverKey,
     FailsafeHeartbeat,
     LocalConfig,
     Member,
@@ -232,6 +233,7 @@ class SimNode:
         self.status: AgentStatus | None = None
         self.agent: simpy.Process | None = None
         self.agent_paused: simpy.Event | None = None
+        self._wake: simpy.Event | None = None  # set while the agent sleeps: wake() ends the sleep
         self.machine_up = True
 
     # ---------------------------------------------------------------- clocks
@@ -315,20 +317,24 @@ class SimNode:
     def _sleep(self, request: Sleep) -> Gen:
         until = self.clock.true_time_at_mono(request.until_mono)
         timer = self.env.timeout(max(0.0, until - self.env.now))
-        if not request.watch:
-            yield timer
-            return
-        # Wake at the first of the timer and the watch, as `yield timer | watch` would, but
-        # without building a Condition and its value for every sleep.
-        wake = self.env.event()
+        # Wake at the first of the timer, the watch (when asked) and wake(), as
+        # `yield timer | watch` would, but without building a Condition for every sleep.
+        wake = self._wake = self.env.event()
 
         def first(_: simpy.Event) -> None:
             if not wake.triggered:
                 wake.succeed()
 
         timer.callbacks.append(first)
-        self.dcs.watch().callbacks.append(first)
+        if request.watch:
+            self.dcs.watch().callbacks.append(first)
         yield wake
+        self._wake = None
+
+    def wake(self) -> None:
+        """End the agent's sleep now, as the REST API does after an operator's request."""
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
 
     def _publish(self, status: AgentStatus) -> None:
         old = self.status
@@ -378,6 +384,23 @@ class SimNode:
             return patroni_body(live, self.now_mono())
         code, _ = answer(path, live, self.now_mono(), {})
         return code
+
+    def operator_handler(self, name: str, key: FailoverKey) -> Callable[[float], Gen]:
+        """POST /switchover or /failover on host `name`: its agent writes `key` through its own
+        etcd connection and wakes its loop at once (pgha's and Patroni's REST APIs do both)."""
+        target = self.registry[name]
+        return lambda deadline: target._accept_operator(key, deadline)
+
+    def _accept_operator(self, key: FailoverKey, deadline: float) -> Gen:
+        yield from self._rest_resumed(deadline)
+        if self.status is None:
+            raise Refused(self.name)
+        try:
+            yield from self.dcs.write_failover(key)
+        except DcsError:
+            return False  # a 503: the agent could not write the key
+        self.wake()
+        return True
 
     def failsafe_handler(self, name: str, leader: str) -> Callable[[float], Gen]:
         target = self.registry[name]

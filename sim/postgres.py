@@ -34,6 +34,7 @@ from pgha.engine.values import (
     SyncState,
 )
 from pgha.ports import ActionFailed
+from pgha.scenario import PostgresSpec
 from sim.net import Network
 from sim.world import World
 
@@ -64,16 +65,19 @@ class WriteUnknown(Exception):
         self.reason = reason
 
 
+_SCENARIO = PostgresSpec()  # a scenario's `postgres:` defaults
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PgTiming:
     """How long PostgreSQL operations take, in simulated seconds (rates in bytes per second)."""
 
-    start_s: float = 1.0
-    crash_recovery_s: float = 1.0  # added to a start after an unclean stop
-    stop_fast_s: float = 0.5
-    stop_immediate_s: float = 0.1
-    checkpoint_s: float = 0.2  # the CHECKPOINT a graceful demote issues first
-    promote_s: float = 0.5
+    start_s: float = _SCENARIO.start_s
+    crash_recovery_s: float = _SCENARIO.crash_recovery_s  # added to a start after an unclean stop
+    stop_fast_s: float = _SCENARIO.stop_fast_s
+    stop_immediate_s: float = _SCENARIO.stop_immediate_s
+    checkpoint_s: float = _SCENARIO.checkpoint_s  # the CHECKPOINT a graceful demote issues first
+    promote_s: float = _SCENARIO.promote_s
     reload_s: float = 0.0  # follow(): primary_conninfo is reloadable (PostgreSQL 13+)
     rewind_base_s: float = 1.0
     rewind_bytes_per_s: float = 100e6

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pgha.engine.rules import decide as engine_decide
 from pgha.engine.values import LocalConfig
 from pgha.loop import jsonable
-from pgha.scenario import EtcdPlacement, Scenario, WorkloadVia
+from pgha.scenario import EtcdPlacement, HAProxySpec, PostgresSpec, Scenario, WorkloadVia
 from sim.clock import HostClock
 from sim.dcs import SimDcs
 from sim.etcd import EtcdCluster
@@ -21,7 +21,7 @@ from sim.faults import FaultInjector
 from sim.haproxy import SimHAProxy
 from sim.net import Latency, Network, Unreachable
 from sim.node import Refused, SimNode
-from sim.postgres import SimPostgres
+from sim.postgres import PgTiming, SimPostgres
 from sim.workload import Workload
 from sim.world import Recorder, World
 
@@ -94,6 +94,18 @@ def _clock(world: World, scenario: Scenario, host: str) -> HostClock:
     return HostClock(mono_origin_s=origin, offset_s=spec.offset_s, drift_ppm=spec.drift_ppm)
 
 
+def pg_timing(spec: PostgresSpec) -> PgTiming:
+    """The scenario's `postgres:` timings for the simulated servers."""
+    return PgTiming(
+        start_s=spec.start_s,
+        crash_recovery_s=spec.crash_recovery_s,
+        stop_fast_s=spec.stop_fast_s,
+        stop_immediate_s=spec.stop_immediate_s,
+        checkpoint_s=spec.checkpoint_s,
+        promote_s=spec.promote_s,
+    )
+
+
 def _node(
     sim: Simulation, spec: Any, pgs: dict[str, SimPostgres], variant: Variant | None
 ) -> SimNode:
@@ -112,7 +124,7 @@ def _node(
         trust_lower_terms=options.trust_lower_terms if options is not None else False,
         unbounded_retries=options.unbounded_retries if options is not None else False,
     )
-    pgs[name] = SimPostgres(world, sim.net, name, pgs)
+    pgs[name] = SimPostgres(world, sim.net, name, pgs, timing=pg_timing(sim.scenario.postgres))
     return SimNode(
         world,
         sim.net,
@@ -136,7 +148,17 @@ def _haproxy(sim: Simulation) -> SimHAProxy:
             return False
         return code == 200
 
-    return SimHAProxy(sim.world, sim.net, HAPROXY_HOST, list(sim.scenario.node_names), probe)
+    spec = sim.scenario.workload.haproxy if sim.scenario.workload else HAProxySpec()
+    return SimHAProxy(
+        sim.world,
+        sim.net,
+        HAPROXY_HOST,
+        list(sim.scenario.node_names),
+        probe,
+        interval_s=spec.check_interval_s,
+        fall=spec.fall,
+        rise=spec.rise,
+    )
 
 
 def build(

@@ -29,6 +29,7 @@ from pgha.scenario._model import (
     FaultKind,
     FaultParams,
     FaultSpec,
+    HAProxySpec,
     HealFault,
     KillAgentFault,
     KillFault,
@@ -41,6 +42,7 @@ from pgha.scenario._model import (
     PartitionFault,
     PauseFault,
     PauseWhat,
+    PostgresSpec,
     RestartFault,
     Scenario,
     SwitchoverFault,
@@ -76,6 +78,8 @@ def dump_scenario(scenario: Scenario) -> str:
         }
     if scenario.workload is not None:
         document["workload"] = _workload(scenario.workload)
+    if scenario.postgres != PostgresSpec():
+        document["postgres"] = _postgres(scenario.postgres)
     if scenario.faults:
         document["faults"] = [dump_fault(spec) for spec in scenario.faults]
     document["checks"] = _checks(scenario.checks)
@@ -212,11 +216,29 @@ def _network(scenario: Scenario) -> Doc:
 
 
 def _workload(spec: WorkloadSpec) -> Doc:
-    return _Flow(
+    out = _Flow(
         rate=rate(spec.rate_per_s),
         via=spec.via.value,
         clients=spec.clients,
         timeout=duration(spec.timeout_s),
+    )
+    if spec.haproxy != HAProxySpec():
+        out["haproxy"] = _Flow(
+            check_interval=duration(spec.haproxy.check_interval_s),
+            fall=spec.haproxy.fall,
+            rise=spec.haproxy.rise,
+        )
+    return out
+
+
+def _postgres(spec: PostgresSpec) -> Doc:
+    return _Flow(
+        start=duration(spec.start_s),
+        crash_recovery=duration(spec.crash_recovery_s),
+        stop=duration(spec.stop_fast_s),
+        stop_immediate=duration(spec.stop_immediate_s),
+        checkpoint=duration(spec.checkpoint_s),
+        promote=duration(spec.promote_s),
     )
 
 

@@ -388,6 +388,32 @@ class ClockSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PostgresSpec:
+    """How long PostgreSQL's operations take in the simulator (the real world takes what it
+    takes). The defaults model a server with some data and shared buffers to flush; a small
+    database in a container starts, stops and promotes several times faster (measured by
+    benchmarks/chaos_failover.py)."""
+
+    start_s: float = 1.0
+    crash_recovery_s: float = 1.0  # added to a start after an unclean stop
+    stop_fast_s: float = 0.5
+    stop_immediate_s: float = 0.1
+    checkpoint_s: float = 0.2  # the CHECKPOINT a graceful demote issues first
+    promote_s: float = 0.5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HAProxySpec:
+    """HAProxy's health checks of the agents' `/primary`: every `check_interval_s`; a server is
+    marked down after `fall` failed checks in a row and up after `rise` good ones. The defaults
+    are the haproxy.cfg of Patroni's documentation (inter 3s fall 3 rise 2)."""
+
+    check_interval_s: float = 3.0
+    fall: int = 3
+    rise: int = 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadSpec:
     """Clients writing unique ids; `rate_per_s` is per client."""
 
@@ -395,6 +421,7 @@ class WorkloadSpec:
     via: WorkloadVia = WorkloadVia.HAPROXY
     clients: int = 1
     timeout_s: float = 5.0
+    haproxy: HAProxySpec = field(default_factory=HAProxySpec)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -442,6 +469,7 @@ class Scenario:
     network: NetworkSpec = field(default_factory=NetworkSpec)
     clocks: Mapping[str, ClockSpec] = field(default_factory=_empty)
     workload: WorkloadSpec | None = None
+    postgres: PostgresSpec = field(default_factory=PostgresSpec)
     faults: tuple[FaultSpec, ...] = ()
     checks: ChecksSpec = field(default_factory=ChecksSpec)
     explore: ExploreSpec | None = None

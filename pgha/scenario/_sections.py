@@ -16,10 +16,12 @@ from pgha.scenario._model import (
     ExploreSpec,
     FaultKind,
     FrozenDict,
+    HAProxySpec,
     LatencySpec,
     NetworkSpec,
     NodeSpec,
     ParamRange,
+    PostgresSpec,
     WorkloadSpec,
     WorkloadVia,
 )
@@ -29,7 +31,9 @@ from pgha.scenario._yaml import Node, boolean, choice, integer, items, mapping, 
 
 NETWORK_KEYS = ("latency", "datacenters", "inter_dc_latency", "loss", "etcd_pre_vote")
 CLOCK_SPEC_KEYS = ("offset", "drift_ppm")
-WORKLOAD_KEYS = ("rate", "via", "clients", "timeout")
+WORKLOAD_KEYS = ("rate", "via", "clients", "timeout", "haproxy")
+HAPROXY_KEYS = ("check_interval", "fall", "rise")
+POSTGRES_KEYS = ("start", "crash_recovery", "stop", "stop_immediate", "checkpoint", "promote")
 CHECKS_KEYS = (
     "no_split_brain",
     "no_lost_acknowledged_writes",
@@ -139,7 +143,39 @@ def workload(node: Node | None, node_count: int) -> WorkloadSpec | None:
         via=via,
         clients=clients,
         timeout_s=5.0 if timeout is None else duration_s(timeout, Sign.POSITIVE),
+        haproxy=haproxy(fields.get("haproxy")),
     )
+
+
+def haproxy(node: Node | None) -> HAProxySpec:
+    """`workload.haproxy`: HAProxy's check interval, fall and rise (Patroni's docs by default)."""
+    if node is None:
+        return HAProxySpec()
+    fields = mapping(node, HAPROXY_KEYS)
+    interval, fall, rise = (fields.get(key) for key in HAPROXY_KEYS)
+    default = HAProxySpec()
+    return HAProxySpec(
+        check_interval_s=(
+            default.check_interval_s if interval is None else duration_s(interval, Sign.POSITIVE)
+        ),
+        fall=default.fall if fall is None else integer(fall, 1),
+        rise=default.rise if rise is None else integer(rise, 1),
+    )
+
+
+def postgres(node: Node | None) -> PostgresSpec:
+    """The `postgres:` section: the simulated server's operation times (durations >= 0)."""
+    default = PostgresSpec()
+    if node is None:
+        return default
+    fields = mapping(node, POSTGRES_KEYS)
+    names: tuple[str, ...] = ("start_s", "crash_recovery_s", "stop_fast_s", "stop_immediate_s")
+    names += ("checkpoint_s", "promote_s")
+    values = {
+        name: getattr(default, name) if child is None else duration_s(child, Sign.NON_NEGATIVE)
+        for name, child in zip(names, (fields.get(key) for key in POSTGRES_KEYS), strict=True)
+    }
+    return PostgresSpec(**values)
 
 
 def checks(node: Node | None) -> ChecksSpec:

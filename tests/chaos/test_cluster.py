@@ -34,7 +34,7 @@ from chaos.configs import (
 from chaos.haproxy import parse_stats, render_haproxy_cfg, settled_view
 from pgha.agent.config import config_warnings, parse_agent_config
 from pgha.engine.config import DynamicConfig
-from pgha.scenario import Scenario, parse_scenario
+from pgha.scenario import HAProxySpec, Scenario, parse_scenario
 
 THREE = """
 name: three
@@ -187,8 +187,15 @@ def test_haproxy_checks_every_node_on_its_rest_api() -> None:
     assert "bind *:5001" in cfg
     assert "option httpchk OPTIONS /primary" in cfg
     assert "option httpchk OPTIONS /replica" in cfg
-    assert "inter 1s fall 2 rise 1 on-marked-down shutdown-sessions" in cfg
+    assert "inter 3s fall 3 rise 2 on-marked-down shutdown-sessions" in cfg  # Patroni's docs
+    assert "timeout check 1s" in cfg  # as the simulator's check
     assert cfg.count("server n1 10.0.0.11:5432 maxconn 100 check port 8008") == 2
+
+
+def test_haproxy_checks_follow_the_scenario() -> None:
+    checks = HAProxySpec(check_interval_s=0.5, fall=2, rise=1)
+    cfg = render_haproxy_cfg({"n1": "10.0.0.11"}, checks)
+    assert cfg.count("inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions") == 2
 
 
 def test_haproxy_is_settled_only_when_its_checks_agree_with_the_roles() -> None:

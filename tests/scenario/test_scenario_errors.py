@@ -174,7 +174,28 @@ BAD: list[tuple[str, int, str, str]] = [
     (H + "workload: {rate: 10/d}\n", 3, "workload.rate", "a rate > 0"),
     (H + "workload: {rate: 0}\n", 3, "workload.rate", "a rate > 0"),
     (H + "workload: {rate: 0/s}\n", 3, "workload.rate", "a rate > 0"),
+    (
+        H + "workload: {rate: 1, haproxy: {fall: 0}}\n",
+        3,
+        "workload.haproxy.fall",
+        "an integer >= 1",
+    ),
+    (
+        H + "workload: {rate: 1, haproxy: {check_interval: -1s}}\n",
+        3,
+        "workload.haproxy.check_interval",
+        "> 0",
+    ),
+    (
+        H + "workload: {rate: 1, haproxy: {inter: 1s}}\n",
+        3,
+        "workload.haproxy.inter",
+        "check_interval",
+    ),
     (H + "workload: {rate: 1/s, via: pgbouncer}\n", 3, "workload.via", "haproxy, direct"),
+    (H + "postgres: {start: -1s}\n", 3, "postgres.start", ">= 0"),
+    (H + "postgres: {stop_fast: 1s}\n", 3, "postgres.stop_fast", "stop_immediate"),
+    (H + "postgres: 5\n", 3, "postgres", "a mapping"),
     (H + "workload: {rate: 1/s, clients: 0}\n", 3, "workload.clients", "an integer >= 1"),
     (
         H + "workload: {rate: 1/s, via: direct, clients: 4}\n",

@@ -15,10 +15,12 @@ from pgha.scenario import (
     EtcdPlacement,
     ExploreSpec,
     FaultKind,
+    HAProxySpec,
     LatencySpec,
     NetworkSpec,
     NodeSpec,
     ParamRange,
+    PostgresSpec,
     WorkloadSpec,
     WorkloadVia,
     parse_scenario,
@@ -225,10 +227,24 @@ def test_clocks() -> None:
             WorkloadSpec(rate_per_s=1.0, via=WorkloadVia.DIRECT, clients=2, timeout_s=0.5),
         ),
         ("{rate: 2/s, via: haproxy, clients: 4}", WorkloadSpec(rate_per_s=2.0, clients=4)),
+        (
+            "{rate: 2/s, haproxy: {check_interval: 500ms, fall: 2, rise: 1}}",
+            WorkloadSpec(rate_per_s=2.0, haproxy=HAProxySpec(check_interval_s=0.5, fall=2, rise=1)),
+        ),
+        (
+            "{rate: 2/s, haproxy: {fall: 5}}",
+            WorkloadSpec(rate_per_s=2.0, haproxy=HAProxySpec(fall=5)),
+        ),
     ],
 )
 def test_workload(text: str, workload: WorkloadSpec) -> None:
     assert parse_body(f"workload: {text}\n").workload == workload
+
+
+def test_postgres_timings_default_and_given() -> None:
+    assert parse_body("").postgres == PostgresSpec()
+    spec = parse_body("postgres: {start: 150ms, stop: 0.1, promote: 0s}\n").postgres
+    assert spec == PostgresSpec(start_s=0.15, stop_fast_s=0.1, promote_s=0.0)
 
 
 def test_checks_with_bounds_and_switched_off_timings() -> None:

@@ -529,6 +529,21 @@ def test_a_switchover_while_etcd_is_unreachable_fails_like_patronictl_without_cr
     )
     events = finish(scenario_sim(faults, duration=60))
     errors = [e for e in events if e["kind"] == "dcs_error" and e.get("node") == "ctl"]
-    # ctl reaches no etcd member: the request gives up after retry_timeout (3 s here).
-    assert [(e["op"], e["t"]) for e in errors] == [("write_failover", 28.0)]
+    # The request goes to n1's REST API (1 ms each way); n1 reaches no etcd member and answers
+    # 503 after retry_timeout (3 s here). Nothing is retried elsewhere: n1 answered.
+    assert [(e["op"], e["via"], e["t"]) for e in errors] == [
+        ("write_failover", "n1", pytest.approx(28.002, abs=1e-9))
+    ]
     assert events[-1]["kind"] == "run_end"
+
+
+def test_a_switchover_wakes_the_leader_through_its_rest_api() -> None:
+    # The leader sleeps up to loop_wait (2 s) between cycles, but the REST API that takes the
+    # request wakes it: with every message taking 1 ms, it decides to demote 23 ms after the
+    # request (the POST, the key's write through etcd, then the woken cycle's read, lock
+    # renewal and peer check), not at its next cycle.
+    events = finish(scenario_sim("[{at: 25s, switchover: null}]"))
+    renewals = [e for e in events if e.get("event") == "renewed" and e["t"] < 25.0]
+    leader = renewals[-1]["node"]
+    (demote,) = (e for e in events if e.get("reason") == "switchover_demote")
+    assert (demote["node"], demote["t"]) == (leader, pytest.approx(25.023, abs=1e-9))

@@ -393,7 +393,7 @@ def scripted_haproxy(c: Cluster, healthy: dict[str, Any]) -> SimHAProxy:
         return bool(answer)
         yield  # pragma: no cover
 
-    return SimHAProxy(c.world, c.net, "haproxy", ["n1", "n2"], probe, interval_s=3.0)
+    return SimHAProxy(c.world, c.net, "haproxy", ["n1", "n2"], probe, interval_s=3.0, phase_s=0.0)
 
 
 def test_haproxy_marks_down_after_fall_failures_and_up_after_rise_successes() -> None:
@@ -457,7 +457,7 @@ def wired_haproxy(c: Cluster) -> SimHAProxy:
             return False
         return answer
 
-    return SimHAProxy(c.world, c.net, "haproxy", list(NAMES), probe)
+    return SimHAProxy(c.world, c.net, "haproxy", list(NAMES), probe, phase_s=0.0)
 
 
 def scripted_failover(

@@ -11,7 +11,8 @@ import pytest
 from pgha.cli import main, sim_run
 from pgha.history import HistoryWriter, read_history
 from pgha.scenario import load_scenario, parse_scenario
-from sim.run import run_scenario
+from sim.postgres import PgTiming
+from sim.run import build, run_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml")) + sorted(
@@ -148,3 +149,40 @@ def test_the_scenario_library_has_a_reproducer_per_variant() -> None:
     from sim.variants import VARIANTS
 
     assert {p.stem for p in FOUND} == set(VARIANTS)
+
+
+TUNED = """
+name: tuned
+seed: 5
+duration: 1m
+cluster: {nodes: 3, etcd: 3}
+workload: {rate: 10/s, haproxy: {check_interval: 1s, fall: 2, rise: 1}}
+postgres: {start: 150ms, stop: 100ms, checkpoint: 50ms, promote: 150ms}
+"""
+
+
+def test_the_scenario_sets_haproxy_checks_and_postgres_timings() -> None:
+    sim = build(parse_scenario(TUNED))
+    assert sim.haproxy is not None
+    assert (sim.haproxy.interval_s, sim.haproxy.fall, sim.haproxy.rise) == (1.0, 2, 1)
+    timing = sim.nodes["n1"].pg.timing
+    assert (timing.start_s, timing.stop_fast_s, timing.checkpoint_s, timing.promote_s) == (
+        0.15,
+        0.1,
+        0.05,
+        0.15,
+    )
+    assert timing.crash_recovery_s == PgTiming().crash_recovery_s  # not given: the default
+
+
+def test_haproxy_check_phase_is_drawn_per_seed() -> None:
+    def phase(seed: int) -> float:
+        sim = build(parse_scenario(TUNED), seed=seed)
+        assert sim.haproxy is not None
+        sim.haproxy.start()
+        assert sim.haproxy.phase_s is not None
+        assert 0.0 <= sim.haproxy.phase_s < sim.haproxy.interval_s
+        return sim.haproxy.phase_s
+
+    assert phase(1) == phase(1)  # seeded: the same seed, the same phase
+    assert len({phase(seed) for seed in range(5)}) == 5  # every phase is explored over seeds
