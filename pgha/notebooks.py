@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -139,15 +140,20 @@ def execute(notebook: NotebookNode, cwd: Path, *, timeout_s: int = CELL_TIMEOUT_
         kernel_name=kernel,
         resources={"metadata": {"path": str(cwd)}},
     )
-    try:
-        client.execute()
-    except CellExecutionError as error:
-        last = _ANSI.sub("", str(error)).strip().splitlines()[-1:]
-        return [RAISED + (last[0] if last else "")]
-    except CellTimeoutError:
-        return [f"a cell ran longer than {timeout_s} s"]
-    except DeadKernelError as error:
-        return [f"the kernel died: {error}"]
+    # The kernel's own stderr (ipykernel's notice that it talks TCP on loopback, and anything a
+    # dying kernel prints) goes to a file, shown only when the kernel dies.
+    with tempfile.TemporaryFile(mode="w+") as kernel_stderr:
+        try:
+            client.execute(stderr=kernel_stderr)
+        except CellExecutionError as error:
+            last = _ANSI.sub("", str(error)).strip().splitlines()[-1:]
+            return [RAISED + (last[0] if last else "")]
+        except CellTimeoutError:
+            return [f"a cell ran longer than {timeout_s} s"]
+        except DeadKernelError as error:
+            kernel_stderr.seek(0)
+            tail = " | ".join(kernel_stderr.read().strip().splitlines()[-3:])
+            return [f"the kernel died: {error}" + (f" (its stderr: {tail})" if tail else "")]
     return []
 
 

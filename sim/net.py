@@ -57,6 +57,7 @@ class Network:
         self._loss: dict[str, tuple[float, int]] = {}  # host -> (rate, fault id)
         self._extra: dict[str, tuple[Latency, int]] = {}  # host -> (latency, fault id)
         self.down: set[str] = set()
+        self.down_fails_fast = False  # a request to a down host: fails at once, or times out
         self._paused: dict[str, simpy.Event] = {}
         self.listeners: list[Callable[[], None]] = []  # told after every change of reachability
         self._dc: dict[str, str | None] = {}
@@ -212,6 +213,10 @@ class Network:
         """
         env = self.env
         deadline = env.now + timeout_s
+        if self.down_fails_fast and dst in self.down and src not in self.down:
+            # "no route to host": the address is gone, and the sender learns it in a round trip
+            yield env.timeout(min(2 * self.default_latency.median_s, timeout_s))
+            raise Unreachable(f"{src} -> {dst}: the host is down")
         there = self.delay(src, dst)
         if there is None or there > timeout_s:
             yield from self._give_up(deadline, src, dst)

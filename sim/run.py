@@ -73,6 +73,7 @@ def _etcd_hosts(scenario: Scenario) -> list[str]:
 def _network(world: World, scenario: Scenario) -> Network:
     spec = scenario.network
     net = Network(world, _latency(spec.latency))
+    net.down_fails_fast = spec.down_hosts == "unreachable"
     if spec.inter_dc_latency is not None:
         net.inter_dc_latency = _latency(spec.inter_dc_latency)
     dc_of = {host: dc for dc, hosts in spec.datacenters.items() for host in hosts}

@@ -212,6 +212,8 @@ def _network(scenario: Scenario) -> Doc:
         out["loss"] = number(spec.loss)
     if spec.etcd_pre_vote != default.etcd_pre_vote:
         out["etcd_pre_vote"] = spec.etcd_pre_vote
+    if spec.down_hosts != default.down_hosts:
+        out["down_hosts"] = spec.down_hosts
     return out
 
 

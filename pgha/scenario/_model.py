@@ -377,6 +377,9 @@ class NetworkSpec:
     inter_dc_latency: LatencySpec | None = None
     loss: float = 0.0
     etcd_pre_vote: bool = True
+    # A killed host: "silent" (a request to it waits out its timeout, as for a crashed machine on a
+    # LAN) or "unreachable" (it fails at once, as for a killed container whose address is gone).
+    down_hosts: str = "silent"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

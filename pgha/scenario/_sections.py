@@ -29,7 +29,15 @@ from pgha.scenario._targets import Scope, names
 from pgha.scenario._units import Sign, duration_s, finite_number, fraction, median_p99_s, rate_per_s
 from pgha.scenario._yaml import Node, boolean, choice, integer, items, mapping, problem, suggest
 
-NETWORK_KEYS = ("latency", "datacenters", "inter_dc_latency", "loss", "etcd_pre_vote")
+NETWORK_KEYS = (
+    "latency",
+    "datacenters",
+    "inter_dc_latency",
+    "loss",
+    "etcd_pre_vote",
+    "down_hosts",
+)
+DOWN_HOSTS = ("silent", "unreachable")
 CLOCK_SPEC_KEYS = ("offset", "drift_ppm")
 WORKLOAD_KEYS = ("rate", "via", "clients", "timeout", "haproxy")
 HAPROXY_KEYS = ("check_interval", "fall", "rise")
@@ -52,7 +60,7 @@ def _latency(node: Node, sign: Sign) -> LatencySpec:
 def network(node: Node | None, hosts: Scope, nodes: tuple[NodeSpec, ...]) -> NetworkSpec:
     """The `network:` section, with the datacenters of `nodes` merged in."""
     fields = mapping(node if node is not None else Node({}, 1, "network"), NETWORK_KEYS)
-    latency, dcs, inter_dc, loss, pre_vote = (fields.get(key) for key in NETWORK_KEYS)
+    latency, dcs, inter_dc, loss, pre_vote, down = (fields.get(key) for key in NETWORK_KEYS)
     default = NetworkSpec()
     return NetworkSpec(
         latency=default.latency if latency is None else _latency(latency, Sign.NON_NEGATIVE),
@@ -60,6 +68,7 @@ def network(node: Node | None, hosts: Scope, nodes: tuple[NodeSpec, ...]) -> Net
         inter_dc_latency=None if inter_dc is None else _latency(inter_dc, Sign.NON_NEGATIVE),
         loss=0.0 if loss is None else fraction(loss, allow_zero=True),
         etcd_pre_vote=True if pre_vote is None else boolean(pre_vote),
+        down_hosts=default.down_hosts if down is None else choice(down, DOWN_HOSTS),
     )
 
 

@@ -196,6 +196,7 @@ BAD: list[tuple[str, int, str, str]] = [
     (H + "postgres: {start: -1s}\n", 3, "postgres.start", ">= 0"),
     (H + "postgres: {stop_fast: 1s}\n", 3, "postgres.stop_fast", "stop_immediate"),
     (H + "postgres: 5\n", 3, "postgres", "a mapping"),
+    (H + "network: {down_hosts: dead}\n", 3, "network.down_hosts", "silent, unreachable"),
     (H + "workload: {rate: 1/s, clients: 0}\n", 3, "workload.clients", "an integer >= 1"),
     (
         H + "workload: {rate: 1/s, via: direct, clients: 4}\n",

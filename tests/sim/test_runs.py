@@ -186,3 +186,27 @@ def test_haproxy_check_phase_is_drawn_per_seed() -> None:
 
     assert phase(1) == phase(1)  # seeded: the same seed, the same phase
     assert len({phase(seed) for seed in range(5)}) == 5  # every phase is explored over seeds
+
+
+def _probe_s(down_hosts: str) -> float:
+    text = f"""
+name: probe
+seed: 2
+duration: 1m
+cluster: {{nodes: 3, etcd: 3}}
+config: {{ttl: 10, loop_wait: 2, retry_timeout: 2}}
+network: {{latency: {{median: 1ms, p99: 1ms}}, down_hosts: {down_hosts}}}
+faults:
+  - {{at: 20s, kill: primary, for: 30s}}
+"""
+    events = _events(text)
+    probes = [e for e in events if e.get("reason") == "probe_peers" and e["t"] > 20]
+    races = [e for e in events if e.get("reason") == "race" and e["t"] > 20]
+    return races[0]["t"] - probes[0]["t"]
+
+
+def test_a_down_host_is_silent_or_unreachable_as_the_scenario_says() -> None:
+    # The survivors probe every member before racing; the killed primary's REST API costs the
+    # whole 2 s peer timeout when it is silent, one round trip when its address is gone.
+    assert _probe_s("silent") == pytest.approx(2.0 + 0.002, abs=0.01)
+    assert _probe_s("unreachable") < 0.02
