@@ -166,6 +166,9 @@ class Measured:
     ok: bool = False
     error: str | None = None
 
+    def job(self) -> Job:
+        return Job(self.timing, self.fault, self.agent, self.seed, self.sync, self.at_s)
+
 
 def one_run(job: Job, root: Path, image: str) -> Measured:
     import docker
@@ -205,8 +208,7 @@ def _check_ok(summary: dict[str, Any], name: str) -> bool:
 
 def remeasure(row: Measured, root: Path) -> Measured:
     """The row measured again from its kept history (the current definitions), if it is there."""
-    job = Job(row.timing, row.fault, row.agent, row.seed, row.sync, row.at_s)
-    history = job.out_dir(root) / "history.jsonl"
+    history = row.job().out_dir(root) / "history.jsonl"
     if history.exists():
         row.failover_s, row.kept_s, row.after_gone_s = measure(read_history(history))
     return row
@@ -218,8 +220,7 @@ def load_done(path: Path) -> dict[tuple[str, str, str, int, bool, float], Measur
         for line in path.read_text().splitlines():
             row = Measured(**json.loads(line))
             if row.error is None:
-                key = (row.timing, row.fault, row.agent, row.seed, row.sync, row.at_s)
-                done[key] = row
+                done[row.job().key()] = row
     return done
 
 

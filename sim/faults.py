@@ -375,6 +375,11 @@ def _operator(f: FaultInjector, key: FailoverKey, ask: tuple[str, ...]) -> None:
     f.env.process(_write_failover(f, key, ask))
 
 
+def _first(f: FaultInjector, node: str) -> tuple[str, ...]:
+    """Every database node, `node` first: the order an operator asks their REST APIs in."""
+    return (node, *(n for n in f.sim.scenario.node_names if n != node))
+
+
 def _write_failover(f: FaultInjector, key: FailoverKey, ask: tuple[str, ...]) -> Gen:
     # As `pgha ctl`, patronictl and the chaos harness do: POST to the agents' REST APIs in turn
     # (the leader first) until one answers; it writes the key and wakes its own loop, or answers
@@ -403,14 +408,13 @@ def _switchover(f: FaultInjector, p: SwitchoverFault) -> tuple[tuple[str, ...], 
     candidate = f.one(p.candidate) if p.candidate is not None else None
     at = None if p.scheduled_at_s is None else WALL_EPOCH_S + p.scheduled_at_s
     key = FailoverKey(leader=leader, candidate=candidate, scheduled_at_wall=at)
-    _operator(f, key, (leader, *(n for n in f.sim.scenario.node_names if n != leader)))
+    _operator(f, key, _first(f, leader))
     return tuple(h for h in (leader, candidate) if h), None
 
 
 def _failover(f: FaultInjector, p: FailoverFault) -> tuple[tuple[str, ...], Undo | None]:
     candidate = f.one(p.candidate)
-    others = (n for n in f.sim.scenario.node_names if n != candidate)
-    _operator(f, FailoverKey(candidate=candidate), (candidate, *others))
+    _operator(f, FailoverKey(candidate=candidate), _first(f, candidate))
     return (candidate,), None
 
 

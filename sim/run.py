@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from pgha.engine.rules import decide as engine_decide
@@ -96,15 +96,8 @@ def _clock(world: World, scenario: Scenario, host: str) -> HostClock:
 
 
 def pg_timing(spec: PostgresSpec) -> PgTiming:
-    """The scenario's `postgres:` timings for the simulated servers."""
-    return PgTiming(
-        start_s=spec.start_s,
-        crash_recovery_s=spec.crash_recovery_s,
-        stop_fast_s=spec.stop_fast_s,
-        stop_immediate_s=spec.stop_immediate_s,
-        checkpoint_s=spec.checkpoint_s,
-        promote_s=spec.promote_s,
-    )
+    """The scenario's `postgres:` timings for the simulated servers (fields of the same names)."""
+    return PgTiming(**asdict(spec))
 
 
 def _node(

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from pgha.engine.values import Tags
+from pgha.scenario import _sections
 from pgha.scenario._model import (
     Bridge,
     ChecksSpec,
@@ -235,12 +236,7 @@ def _workload(spec: WorkloadSpec) -> Doc:
 
 def _postgres(spec: PostgresSpec) -> Doc:
     return _Flow(
-        start=duration(spec.start_s),
-        crash_recovery=duration(spec.crash_recovery_s),
-        stop=duration(spec.stop_fast_s),
-        stop_immediate=duration(spec.stop_immediate_s),
-        checkpoint=duration(spec.checkpoint_s),
-        promote=duration(spec.promote_s),
+        {key: duration(getattr(spec, name)) for key, name in _sections.POSTGRES_FIELDS.items()}
     )
 
 

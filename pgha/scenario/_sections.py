@@ -41,7 +41,16 @@ DOWN_HOSTS = ("silent", "unreachable")
 CLOCK_SPEC_KEYS = ("offset", "drift_ppm")
 WORKLOAD_KEYS = ("rate", "via", "clients", "timeout", "haproxy")
 HAPROXY_KEYS = ("check_interval", "fall", "rise")
-POSTGRES_KEYS = ("start", "crash_recovery", "stop", "stop_immediate", "checkpoint", "promote")
+# `postgres:` keys and the PostgresSpec fields they set (the dumper writes them back the same way)
+POSTGRES_FIELDS: Mapping[str, str] = {
+    "start": "start_s",
+    "crash_recovery": "crash_recovery_s",
+    "stop": "stop_fast_s",
+    "stop_immediate": "stop_immediate_s",
+    "checkpoint": "checkpoint_s",
+    "promote": "promote_s",
+}
+POSTGRES_KEYS = tuple(POSTGRES_FIELDS)
 CHECKS_KEYS = (
     "no_split_brain",
     "no_lost_acknowledged_writes",
@@ -178,11 +187,9 @@ def postgres(node: Node | None) -> PostgresSpec:
     if node is None:
         return default
     fields = mapping(node, POSTGRES_KEYS)
-    names: tuple[str, ...] = ("start_s", "crash_recovery_s", "stop_fast_s", "stop_immediate_s")
-    names += ("checkpoint_s", "promote_s")
     values = {
         name: getattr(default, name) if child is None else duration_s(child, Sign.NON_NEGATIVE)
-        for name, child in zip(names, (fields.get(key) for key in POSTGRES_KEYS), strict=True)
+        for name, child in ((name, fields.get(key)) for key, name in POSTGRES_FIELDS.items())
     }
     return PostgresSpec(**values)
 
