@@ -145,7 +145,7 @@ def simulate(scenario: Scenario, out_dir: Path, *, seed: int | None = None) -> R
     history = out_dir / "history.jsonl"
     with HistoryWriter(history) as writer:
         run_scenario(scenario, seed=seed, recorder=writer)
-    facts = collect_facts(iter_history(history))
+    facts = collect_facts(iter_history(history), str(history))
     write_report(history, run_checks(facts), out_dir)
     return facts
 

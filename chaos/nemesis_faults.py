@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -16,8 +17,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from chaos.configs import uses_faketime
-from chaos.nemesis_ops import ActionError, Skip
+from chaos.nemesis_ops import ActionError, RestAnswer, Skip
 from chaos.netrules import drop_rules, loss_rules, partition_pairs
+from pgha.operator_history import ACCEPTED, FAILED, operator_fields, outcome_of_status
 from pgha.scenario import EtcdAction, FaultKind, FaultSpec, PauseWhat
 
 if TYPE_CHECKING:
@@ -213,22 +215,66 @@ def _disk_full(n: Nemesis, spec: FaultSpec, _: int) -> Result:
 def _operator(
     n: Nemesis, spec: FaultSpec, fid: int, request: tuple[str, dict[str, Any]], order: list[str]
 ) -> None:
-    """POST in a thread (a switchover answers when done); the start is recorded at sending."""
+    """POST in a thread (a switchover answers when done); the fault's start is recorded at
+    sending, with the status and the agent that answered, and the answer as an `operator` event
+    when it came (docs/history.md, "Operator requests")."""
     path, body = request
     hosts = tuple(dict.fromkeys(h for h in (body.get("leader"), body.get("candidate")) if h))
 
     def run() -> None:
-        sent, status, via = time.monotonic(), None, None
+        answers: list[RestAnswer] = []
+        via = None
         for node in order:  # the first agent that answers takes the request
-            sent, status = n.ops.rest_post(node, path, body)
-            if status is not None:
+            answers.append(n.ops.rest_answer(node, path, body))
+            if answers[-1].status is not None:
                 via = node
                 break
-        n._record_fault("start", sent, spec, fid, hosts, status=status, via=via)
+        last = answers[-1]
+        n._record_fault("start", last.sent, spec, fid, hosts, status=last.status, via=via)
+        outcome, error = operator_result(last.status, last.body, any(a.timed_out for a in answers))
+        fields = operator_fields(
+            request=path.strip("/"),
+            fault_id=fid,
+            leader=body.get("leader"),
+            candidate=body.get("candidate"),
+            scheduled="scheduled_at" in body,
+            outcome=outcome,
+            status=last.status,
+            error=error,
+            via=via,
+        )
+        n._record(last.answered, "operator", "ctl", **fields)
 
     thread = threading.Thread(target=run, name=f"nemesis-{path.strip('/')}", daemon=True)
     n.operators.append(thread)
     thread.start()
+
+
+def operator_result(status: int | None, body: bytes, timed_out: bool) -> tuple[str, str | None]:
+    """The outcome and error identifier of an agent's answer to a switchover or failover.
+
+    pgha's REST API names a refusal in its JSON body (`refusal`: a pgha.engine.operator value);
+    its other failures, and Patroni's answers, are told apart by status and text.
+    """
+    if status is None:
+        return FAILED, "timeout" if timed_out else "unreachable"
+    outcome = outcome_of_status(status)
+    if outcome == ACCEPTED:
+        return outcome, None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and isinstance(document.get("refusal"), str):
+        return outcome, str(document["refusal"])
+    text = body.decode(errors="replace").lower()
+    if status == 503 and "dcs" in text:
+        return outcome, "dcs_unavailable"  # pgha: the DCS is not reachable
+    if status == 503 and "status unknown" in text:
+        return outcome, "timeout"  # written, but no new leader before the API's deadline
+    if status == 503 and "failed" in text:
+        return outcome, "not_done"  # written, then dropped with the leader unchanged
+    return outcome, f"http_{status}"
 
 
 def _switchover(n: Nemesis, spec: FaultSpec, fid: int) -> Result:

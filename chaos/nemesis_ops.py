@@ -28,8 +28,28 @@ from chaos.netrules import RULES_ENV, SYNC_SCRIPT, Rule, restore_input
 if TYPE_CHECKING:
     from chaos.cluster import ChaosCluster
 
+MAX_ANSWER_B = 64 * 1024  # an operator request's answer is read up to this size
 REST_TIMEOUT_S = 30.0  # a switchover waits for the new leader before answering
 PSQL_TIMEOUT_S = 3
+
+
+@dataclass(frozen=True, slots=True)
+class RestAnswer:
+    """An agent's answer to a POST: when it was sent and answered, the status (None: no
+    answer, `timed_out` when the wait ran out), and the body."""
+
+    sent: float
+    answered: float
+    status: int | None
+    body: bytes = b""
+    timed_out: bool = False
+
+
+def _read_quietly(error: urllib.error.HTTPError) -> bytes:
+    try:
+        return error.read(MAX_ANSWER_B)
+    except OSError:
+        return b""
 
 
 class ActionError(RuntimeError):
@@ -243,6 +263,11 @@ class Ops:
 
     def rest_post(self, node: str, path: str, body: Mapping[str, Any]) -> tuple[float, int | None]:
         """POST a JSON body with the REST credentials; (time sent, status or None)."""
+        answer = self.rest_answer(node, path, body)
+        return answer.sent, answer.status
+
+    def rest_answer(self, node: str, path: str, body: Mapping[str, Any]) -> RestAnswer:
+        """POST a JSON body with the REST credentials; the whole answer, and when it came."""
         user, password = self.cluster.rest_auth
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         request = urllib.request.Request(
@@ -254,8 +279,12 @@ class Ops:
         sent = time.monotonic()
         try:
             with urllib.request.urlopen(request, timeout=REST_TIMEOUT_S) as response:
-                return sent, int(response.status)
+                status, text = int(response.status), response.read(MAX_ANSWER_B)
         except urllib.error.HTTPError as error:
-            return sent, int(error.code)
-        except OSError:
-            return sent, None
+            status, text = int(error.code), _read_quietly(error)
+        except OSError as error:
+            timed_out = isinstance(error, TimeoutError) or isinstance(
+                getattr(error, "reason", None), TimeoutError
+            )
+            return RestAnswer(sent, time.monotonic(), None, timed_out=timed_out)
+        return RestAnswer(sent, time.monotonic(), status, text)

@@ -30,6 +30,7 @@ from chaos.history import (
 )
 from chaos.workload import Workload, create_table, final_read, observe, plan_clients
 from pgha.checks import CheckReport, collect_facts, run_checks
+from pgha.cli_verdict import verdict
 from pgha.history import iter_history
 from pgha.report import write_report
 from pgha.scenario import Scenario, WorkloadVia
@@ -384,7 +385,7 @@ def settled(latest: dict[str, Any]) -> bool:
 def judge(run: ChaosRun, out_dir: Path, *, compare_sim: bool = False) -> ChaosResult:
     """Run the checks on the history in `out_dir`, write the reports, and say what happened."""
     history = out_dir / "history.jsonl"
-    facts = collect_facts(iter_history(history))
+    facts = collect_facts(iter_history(history), str(history))
     report = run_checks(facts)
     write_report(history, report, out_dir)
     rows: list[CompareRow] = []
@@ -438,32 +439,15 @@ def _extend_summary(path: Path, run: ChaosRun, rows: list[CompareRow]) -> dict[s
 
 
 def verdict_lines(run: ChaosRun, report: CheckReport, out_dir: Path) -> list[str]:
-    """What `pgha chaos run` prints: the verdict, each check, the main numbers."""
-    scenario = run.scenario
-    lines = [
-        f"{scenario.name} (chaos, {run.agent}, run {run.run_id}): "
-        f"{'PASS' if report.ok else 'FAIL'}  [{scenario.duration_s:.0f} s real time]"
-    ]
-    for result in report.results:
-        mark = "ok  " if result.ok else "FAIL"
-        first = ""
-        if result.violations:
-            v = result.violations[0]
-            first = f": t={v.t_start:.1f}-{v.t_end:.1f} s {','.join(v.nodes)}"
-        lines.append(f"  {mark} {result.name}{first}")
-    summary = report.summary
-    failovers = ", ".join(f"{s:.1f} s" for s in summary["failover_times_s"]) or "none"
-    lines.append(
-        f"  writes acknowledged: {summary['writes_acknowledged']}; failovers: {failovers}; "
-        f"lost writes: {summary['lost_writes']}; "
-        f"dual-writable: {summary['dual_writable_s']:.1f} s; "
-        f"unavailable: {summary['unavailability_s']:.1f} s"
-    )
+    """What `pgha chaos run` prints: the verdict lines of `pgha sim run`, and the notes."""
     from chaos.configs import differences
 
-    lines += [f"  note: {note}" for note in differences(scenario, agent=run.agent)]
-    lines.append(f"  report: {out_dir / 'report.html'}")
-    return lines
+    scenario = run.scenario
+    name = f"{scenario.name} (chaos, {run.agent}, run {run.run_id})"
+    how = f"{scenario.duration_s:.0f} s real time"
+    lines = verdict(name, None, report, how, out_dir / "report.html").splitlines()
+    notes = [f"  note: {note}" for note in differences(scenario, agent=run.agent)]
+    return [*lines[:-1], *notes, lines[-1]]
 
 
 def _describe(record: dict[str, Any]) -> str:

@@ -3,8 +3,11 @@
 ``pgha sim run FILE`` runs a scenario in the simulator and writes its history, summary, JUnit XML
 and HTML report. ``pgha sim explore FILE`` searches fault schedules drawn from the scenario's
 ``explore:`` section for one that breaks a check, shrinks each failure and writes it out as a
-scenario file with its report. ``pgha sim variants`` lists the known-bad engine variants. Exit
-codes: 0 every check holds (nothing broke within the budget), 1 a check broke, 2 bad input.
+scenario file with its report. ``pgha sim variants`` lists the known-bad engine variants. ``pgha
+check HISTORY`` (:mod:`pgha.cli_check`) re-checks an existing history, simulated, chaos or an
+agent's, with its own checks or others (``--checks FILE``, ``--set key=value``), and writes its
+summary, JUnit XML and HTML report again, without the simulator. Exit codes: 0 every check holds
+(nothing broke within the budget), 1 a check broke, 2 bad input.
 
 ``pgha agent``, ``pgha ctl``, ``pgha softdog``, ``pgha chaos`` and ``pgha notebooks`` have parsers
 of their own (``PASS_THROUGH``): the real agent, its control CLI, the watchdog emulation, the
@@ -23,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from pgha import __version__
+from pgha import __version__, cli_check
+from pgha.cli_verdict import simulated, verdict
 
 if TYPE_CHECKING:
     from pgha.scenario import FaultSpec, Scenario
@@ -57,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine-variant", metavar="NAME", help="run a known-bad engine variant")
     _explore_parser(sim_commands)
     sim_commands.add_parser("variants", help="list the known-bad engine variants")
+    cli_check.add_parser(worlds)
     for name, (_, summary) in PASS_THROUGH.items():
         worlds.add_parser(name, help=f"{summary} (pgha {name} --help)", add_help=False)
     return parser
@@ -121,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         return code
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.world == "check":
+        return cli_check.run(args)
     if args.world != "sim":
         parser.print_help()
         return EXIT_OK
@@ -182,10 +189,10 @@ def sim_run(
     with HistoryWriter(history) as writer:
         sim = _simulate(scenario, seed, writer, variant)
     wall_s = time.perf_counter() - started
-    report = run_checks(iter_history(history))
+    report = run_checks(iter_history(history), source=str(history))
     write_report(history, report, out, show_decisions=decisions)
-    simulated_s = sim.world.now
-    print(_verdict(scenario.name, sim.world.seed, report, simulated_s, wall_s, out), file=stdout)
+    how = simulated(sim.world.now, wall_s)
+    print(verdict(scenario.name, sim.world.seed, report, how, out / "report.html"), file=stdout)
     return EXIT_OK if report.ok else EXIT_VIOLATION
 
 
@@ -208,42 +215,6 @@ def _variant_ok(variant: str, stderr: TextIO) -> bool:
         print(f"pgha: {error}", file=stderr)
         return False
     return True
-
-
-def _verdict(
-    name: str, seed: int, report: object, simulated_s: float, wall_s: float, out: Path
-) -> str:
-    from pgha.checks import CheckReport
-
-    assert isinstance(report, CheckReport)
-    speed = simulated_s / wall_s if wall_s > 0 else float("inf")
-    lines = [
-        f"{name} (seed {seed}): {'PASS' if report.ok else 'FAIL'}"
-        f"  [{simulated_s:.0f} s simulated in {wall_s:.2f} s, {speed:,.0f}x]"
-    ]
-    for result in report.results:
-        mark = "ok  " if result.ok else "FAIL"
-        lines.append(f"  {mark} {result.name}{_first_violation(result)}")
-    summary = report.summary
-    measured = ", ".join(f"{s:.1f} s" for s in summary["failover_times_s"]) or "none"
-    lines.append(
-        f"  writes acknowledged: {summary['writes_acknowledged']}; failovers: {measured}; "
-        f"lost writes: {summary['lost_writes']}; "
-        f"dual-writable: {summary['dual_writable_s']:.1f} s; "
-        f"unavailable: {summary['unavailability_s']:.1f} s"
-    )
-    lines.append(f"  report: {out / 'report.html'}")
-    return "\n".join(lines)
-
-
-def _first_violation(result: object) -> str:
-    violations = getattr(result, "violations", ())
-    if not violations:
-        return ""
-    first = violations[0]
-    nodes = ",".join(first.nodes)
-    what = first.detail.get("what") or first.detail.get("kind") or ""
-    return f": t={first.t_start:.1f}-{first.t_end:.1f} s {nodes} {what}".rstrip()
 
 
 # ---------------------------------------------------------------- pgha sim variants

@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import json
 import math
@@ -30,6 +28,7 @@ from pgha.checks import (
     run_checks,
 )
 from pgha.history import Event, iter_history
+from pgha.report_html import report_html
 
 ROLE_COLORS: Mapping[str, str] = {
     "primary": "#2166ac",
@@ -421,94 +420,3 @@ def junit_xml(facts: RunFacts, report: CheckReport) -> bytes:
     buffer = io.BytesIO()
     ET.ElementTree(root).write(buffer, encoding="utf-8", xml_declaration=True)
     return buffer.getvalue() + b"\n"
-
-
-# ---------------------------------------------------------------- HTML
-
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin-bottom: 1.5em; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
-th { background: #f2f2f2; }
-.pass { color: #1a7f37; font-weight: bold; }
-.fail { color: #d6001c; font-weight: bold; }
-pre { background: #f7f7f7; padding: 6px; white-space: pre-wrap; font-size: 12px; margin: 0; }
-img { max-width: 100%; }
-"""
-
-
-def _e(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return html.escape(text)
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _ok_cell(ok: bool) -> str:
-    return '<span class="pass">pass</span>' if ok else '<span class="fail">FAIL</span>'
-
-
-def _checks_html(report: CheckReport) -> str:
-    rows = []
-    for r in report.results:
-        violations = "".join(
-            f"<pre>t={v.t_start:.3f}..{v.t_end:.3f} nodes={_e(list(v.nodes))}\n"
-            f"{_e(dict(v.detail))}</pre>"
-            for v in r.violations
-        )
-        rows.append(
-            [_e(r.name), _ok_cell(r.ok), violations or "none", f"<pre>{_e(dict(r.metrics))}</pre>"]
-        )
-    return _table(["check", "result", "violations", "metrics"], rows)
-
-
-def _metrics_html(report: CheckReport) -> str:
-    return _table(["metric", "value"], ([_e(k), _e(v)] for k, v in sorted(report.summary.items())))
-
-
-def _faults_html(facts: RunFacts) -> str:
-    rows = [
-        [
-            str(f.id),
-            _e(f.kind),
-            _e(", ".join(f.targets)),
-            f"{f.t_start:.3f}",
-            "" if f.t_end is None else f"{f.t_end:.3f}",
-            _e(f.label),
-            _e(dict(f.params)),
-            "skipped: " + _e(f.error or "") if f.skipped else "applied",
-        ]
-        for f in facts.faults
-    ]
-    header = ["id", "fault", "targets", "start (s)", "end (s)", "label", "params", "status"]
-    return _table(header, rows) if rows else "<p>No faults.</p>"
-
-
-def report_html(facts: RunFacts, report: CheckReport, png: bytes) -> str:
-    """The self-contained HTML page: verdict, checks, metrics, faults, timeline (PNG inline)."""
-    title = _e(f"pgha report: {facts.run.get('scenario', 'run')}")
-    image = base64.b64encode(png).decode("ascii")
-    run = {k: facts.run[k] for k in ("scenario", "seed", "world", "duration") if k in facts.run}
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>{title}</title><style>{_CSS}</style></head><body>",
-            f"<h1>{title}</h1>",
-            f"<p>Verdict: {_ok_cell(report.ok)} &nbsp; <code>{_e(run)}</code></p>",
-            "<h2>Timeline</h2>",
-            f'<img alt="timeline" src="data:image/png;base64,{image}">',
-            "<h2>Checks</h2>",
-            _checks_html(report),
-            "<h2>Metrics</h2>",
-            _metrics_html(report),
-            "<h2>Faults</h2>",
-            _faults_html(facts),
-            "</body></html>",
-            "",
-        ]
-    )

@@ -149,6 +149,18 @@ class SimDcs:
         self.config = view.config
         return view
 
+    def read_view(self) -> Gen:
+        """One read for the REST API: the same view, but the loop's own read still decides
+        where its watch starts (a REST request does not move the agent's watch index)."""
+
+        def serve(member: str, deadline: float) -> Gen:
+            cluster, linearizable = self.cluster, self.linearizable
+            snap = yield from cluster.serve_read(member, deadline, linearizable=linearizable)
+            return snap, snap.term
+
+        snapshot = yield from self._request(serve)
+        return view_of(snapshot, self.bootstrap_config)
+
     def watch(self) -> simpy.Event:
         """An event that fires when the leader key changes after our latest read.
 

@@ -1003,7 +1003,7 @@ def run_file(
     history = out_dir / "history.jsonl"
     with HistoryWriter(history) as writer:
         sim = simulate(scenario, seed=None, recorder=writer, variant=variant)
-    report = run_checks(iter_history(history))
+    report = run_checks(iter_history(history), source=str(history))
     write_report(history, report, out_dir, show_decisions=show_decisions)
     return sim, report
 

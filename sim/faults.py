@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from pgha.engine.operator import refusal
 from pgha.engine.values import FailoverKey
 from pgha.loop import jsonable
+from pgha.operator_history import ACCEPTED, FAILED, REFUSED, operator_fields, outcome_of_status
 from pgha.ports import DcsError
 from pgha.scenario import (
     ClockFault,
@@ -40,7 +42,7 @@ from pgha.scenario import (
 )
 from sim.clock import WALL_EPOCH_S
 from sim.net import Latency, Unreachable
-from sim.node import Refused
+from sim.node import DCS_UNAVAILABLE, Refused
 
 OPERATOR_TIMEOUT_S = 30.0  # as the chaos harness waits for an agent's REST API to answer
 
@@ -371,8 +373,17 @@ def _disk_full(f: FaultInjector, p: DiskFullFault) -> tuple[tuple[str, ...], Und
     return tuple(n.name for n in nodes), _each(nodes, lambda n: n.pg.disk_full(False))
 
 
-def _operator(f: FaultInjector, key: FailoverKey, ask: tuple[str, ...]) -> None:
-    f.env.process(_write_failover(f, key, ask))
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One operator request: the endpoint, the key it would write, the fault that made it."""
+
+    kind: str  # "switchover" or "failover"
+    key: FailoverKey
+    fault_id: int
+
+
+def _operator(f: FaultInjector, request: _Request, ask: tuple[str, ...]) -> None:
+    f.env.process(_write_failover(f, request, ask))
 
 
 def _first(f: FaultInjector, node: str) -> tuple[str, ...]:
@@ -380,25 +391,66 @@ def _first(f: FaultInjector, node: str) -> tuple[str, ...]:
     return (node, *(n for n in f.sim.scenario.node_names if n != node))
 
 
-def _write_failover(f: FaultInjector, key: FailoverKey, ask: tuple[str, ...]) -> Gen:
+def _write_failover(f: FaultInjector, request: _Request, ask: tuple[str, ...]) -> Gen:
     # As `pgha ctl`, patronictl and the chaos harness do: POST to the agents' REST APIs in turn
-    # (the leader first) until one answers; it writes the key and wakes its own loop, or answers
-    # 503 when it cannot reach etcd. When no agent answers at all, the key goes straight to etcd
-    # (only a loop that comes round then sees it); with etcd unreachable too, the request fails.
+    # (the leader first) until one answers; it checks the request against one read of the
+    # cluster, writes the key and wakes its own loop, or answers 503 when it cannot reach etcd.
+    # When no agent answers at all, the operator reads and writes etcd directly (only a loop that
+    # comes round then sees the key); with etcd unreachable too, the request fails. Every way
+    # ends in one `operator` event.
     for name in ask:
         node = f.sim.nodes[name]
-        handler = node.operator_handler(name, key)
+        handler = node.operator_handler(name, request.key)
         try:
-            written = yield from f.sim.net.call(f.sim.ctl.host, name, handler, OPERATOR_TIMEOUT_S)
+            answer = yield from f.sim.net.call(f.sim.ctl.host, name, handler, OPERATOR_TIMEOUT_S)
         except (Unreachable, Refused):
             continue
-        if not written:
+        if answer.error == DCS_UNAVAILABLE:
             f.world.record("dcs_error", node="ctl", op="write_failover", via=name)
+        outcome = outcome_of_status(answer.status)
+        _answered(f, request, outcome, answer.status, answer.error, name)
         return
+    yield from _write_directly(f, request)
+
+
+def _write_directly(f: FaultInjector, request: _Request) -> Gen:
+    ctl = f.sim.ctl
     try:
-        yield from f.sim.ctl.write_failover(key)
+        view = yield from ctl.read_view()
+        why = refusal(view, request.key, now_wall=f.sim.clocks[ctl.host].wall(f.env.now))
+        if why is None:
+            yield from ctl.write_failover(request.key)
     except DcsError:
         f.world.record("dcs_error", node="ctl", op="write_failover")
+        _answered(f, request, FAILED, None, "unreachable", None)
+        return
+    if why is None:
+        _answered(f, request, ACCEPTED, None, None, None)
+    else:
+        _answered(f, request, REFUSED, None, why.value, None)
+
+
+def _answered(
+    f: FaultInjector,
+    request: _Request,
+    outcome: str,
+    status: int | None,
+    error: str | None,
+    via: str | None,
+) -> None:
+    key = request.key
+    fields = operator_fields(
+        request=request.kind,
+        fault_id=request.fault_id,
+        leader=key.leader,
+        candidate=key.candidate,
+        scheduled=key.scheduled_at_wall is not None,
+        outcome=outcome,
+        status=status,
+        error=error,
+        via=via,
+    )
+    f.world.record("operator", node="ctl", **fields)
 
 
 def _switchover(f: FaultInjector, p: SwitchoverFault) -> tuple[tuple[str, ...], Undo | None]:
@@ -408,13 +460,14 @@ def _switchover(f: FaultInjector, p: SwitchoverFault) -> tuple[tuple[str, ...], 
     candidate = f.one(p.candidate) if p.candidate is not None else None
     at = None if p.scheduled_at_s is None else WALL_EPOCH_S + p.scheduled_at_s
     key = FailoverKey(leader=leader, candidate=candidate, scheduled_at_wall=at)
-    _operator(f, key, _first(f, leader))
+    _operator(f, _Request("switchover", key, f.firing_id), _first(f, leader))
     return tuple(h for h in (leader, candidate) if h), None
 
 
 def _failover(f: FaultInjector, p: FailoverFault) -> tuple[tuple[str, ...], Undo | None]:
     candidate = f.one(p.candidate)
-    _operator(f, FailoverKey(candidate=candidate), _first(f, candidate))
+    request = _Request("failover", FailoverKey(candidate=candidate), f.firing_id)
+    _operator(f, request, _first(f, candidate))
     return (candidate,), None
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import simpy
 
 from pgha.engine.actions import Action
+from pgha.engine.operator import STATUS, refusal
 from pgha.engine.rules import decide as engine_decide
 from pgha.engine.state import NodeState
 from pgha.engine.values import (
@@ -49,6 +50,7 @@ from sim.postgres import SimPostgres
 from sim.world import World
 
 Gen = Generator[simpy.Event, Any, Any]
+DCS_UNAVAILABLE = "dcs_unavailable"  # a 503: the agent could not read or write etcd
 PEER_TIMEOUT_S = 2.0  # Patroni: GET /patroni during the race, 2 s, no retry
 FAILSAFE_TIMEOUT_S = 2.0
 REBOOT_S = 30.0  # a machine reset by its watchdog boots again after this long
@@ -56,6 +58,14 @@ REBOOT_S = 30.0  # a machine reset by its watchdog boots again after this long
 
 class Refused(Exception):
     """Connection refused: nothing listens on the REST port (the agent is not running)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorAnswer:
+    """A REST API's answer to a switchover or failover: the status, and why it was not done."""
+
+    status: int
+    error: str | None = None  # a Refusal value, or DCS_UNAVAILABLE (503)
 
 
 def _instant(value: Any = None) -> Gen:
@@ -386,8 +396,10 @@ class SimNode:
         return code
 
     def operator_handler(self, name: str, key: FailoverKey) -> Callable[[float], Gen]:
-        """POST /switchover or /failover on host `name`: its agent writes `key` through its own
-        etcd connection and wakes its loop at once (pgha's and Patroni's REST APIs do both)."""
+        """POST /switchover or /failover on host `name`: its agent reads the cluster once, asks
+        the engine's rule (`pgha.engine.operator`), writes `key` through its own etcd connection
+        and wakes its loop at once (pgha's and Patroni's REST APIs do all of this). The answer
+        is an OperatorAnswer; the request is answered once the key is written."""
         target = self.registry[name]
         return lambda deadline: target._accept_operator(key, deadline)
 
@@ -396,11 +408,18 @@ class SimNode:
         if self.status is None:
             raise Refused(self.name)
         try:
+            view = yield from self.dcs.read_view()
+        except DcsError:
+            return OperatorAnswer(503, DCS_UNAVAILABLE)
+        why = refusal(view, key, now_wall=self.now_wall())
+        if why is not None:
+            return OperatorAnswer(STATUS[why], why.value)
+        try:
             yield from self.dcs.write_failover(key)
         except DcsError:
-            return False  # a 503: the agent could not write the key
+            return OperatorAnswer(503, DCS_UNAVAILABLE)
         self.wake()
-        return True
+        return OperatorAnswer(200 if key.scheduled_at_wall is None else 202)
 
     def failsafe_handler(self, name: str, leader: str) -> Callable[[float], Gen]:
         target = self.registry[name]

@@ -1,17 +1,20 @@
 # Switchover and manual failover through the REST API: validate the request against one fresh read
 # of the cluster, write the `/failover` key through the ClusterAdmin, and for an immediate one wait
-# until the leader key names someone else (Patroni's `poll_failover_result`). Safety rules: a
-# switchover names the current lock holder (a stale request cannot demote a newer leader); a named
-# candidate must be a running member allowed to fail over and, in synchronous mode (not quorum),
-# a synchronous standby, so a request can never steer the lock to a node that may lack commits;
-# scheduling needs an explicit time zone, because the leader compares it with its wall clock.
+# until the leader key names someone else (Patroni's `poll_failover_result`). Safety rules: whether
+# the cluster accepts a request is the engine's rule (`pgha.engine.operator.refusal`: the switchover
+# names the lock holder; a candidate is a running member allowed to fail over and, in synchronous
+# mode `on`, a synchronous standby), the same in the simulator; a refusal is answered with its
+# status, message and identifier (`refusal`); scheduling needs an explicit time zone, because the
+# leader compares it with its wall clock.
 """Handlers for POST /switchover, POST /failover and DELETE /switchover."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from pgha.agent.rest_common import (
+    JSON_TYPE,
     Field,
     HttpError,
     Reply,
@@ -24,8 +27,8 @@ from pgha.agent.rest_common import (
     parse_json_object,
     text_reply,
 )
-from pgha.engine.config import SyncMode
-from pgha.engine.values import ClusterView, Member
+from pgha.engine.operator import STATUS, Refusal, refusal
+from pgha.engine.values import ClusterView, FailoverKey
 from pgha.ports import DcsError
 
 _NAME = "a member name"
@@ -60,55 +63,34 @@ def parse_scheduled_at(text: str) -> float:
     return when.timestamp()
 
 
-# ---------------------------------------------------------------- checks on the cluster
+# ---------------------------------------------------------------- refusals (pgha.engine.operator)
+
+
+_MESSAGES: dict[Refusal, str] = {
+    Refusal.PAUSED_NEEDS_CANDIDATE: "in pause a switchover needs a candidate",
+    Refusal.LEADER_MISMATCH: "leader name does not match the current lock holder",
+    Refusal.CANDIDATE_NOT_MEMBER: "candidate is not a member of the cluster",
+    Refusal.CANDIDATE_IS_LEADER: "candidate is already the leader",
+    Refusal.CANDIDATE_NOT_RUNNING: "candidate is not running",
+    Refusal.CANDIDATE_NOFAILOVER: (
+        "candidate may not fail over (nofailover or failover_priority <= 0)"
+    ),
+    Refusal.CANDIDATE_NOT_SYNC: "candidate is not a synchronous standby",
+    Refusal.NO_CANDIDATE: "failover is not possible: no good candidates have been found",
+    Refusal.ALREADY_SCHEDULED: "a switchover is already scheduled; DELETE /switchover cancels it",
+    Refusal.PAUSED_NO_SCHEDULE: "a switchover cannot be scheduled while the cluster is paused",
+    Refusal.SCHEDULED_IN_PAST: "scheduled_at is in the past",
+}
+
+
+def refused_reply(why: Refusal) -> Reply:
+    """`{"error": message, "refusal": identifier}` with the refusal's status (STATUS)."""
+    body = json.dumps({"error": _MESSAGES[why], "refusal": why.value}).encode()
+    return Reply(status=STATUS[why], body=body, content_type=JSON_TYPE)
 
 
 def _holder(view: ClusterView) -> str | None:
     return view.leader.holder if view.leader is not None else None
-
-
-def _strict_sync(view: ClusterView) -> bool:
-    """Synchronous mode `on` is active: only `/sync` standbys may take over."""
-    return view.config.synchronous_mode is SyncMode.ON and view.sync.leader is not None
-
-
-def _eligible(view: ClusterView, member: Member, *, switchover: bool) -> bool:
-    sync_ok = not (switchover and _strict_sync(view)) or member.name in view.sync.standbys
-    return member.running and member.tags.can_failover and sync_ok
-
-
-def check_leader(view: ClusterView, leader: str | None) -> None:
-    """A named leader must hold the lock (412 otherwise)."""
-    if leader is not None and _holder(view) != leader:
-        raise HttpError(412, "leader name does not match the current lock holder")
-
-
-def check_candidate(view: ClusterView, candidate: str, *, switchover: bool) -> None:
-    """The candidate must be a running member, not the leader, allowed to take over (412)."""
-    member = view.member(candidate)
-    if member is None:
-        raise HttpError(412, "candidate is not a member of the cluster")
-    if _holder(view) == candidate:
-        raise HttpError(412, "candidate is already the leader")
-    if not member.running:
-        raise HttpError(412, "candidate is not running")
-    if not member.tags.can_failover:
-        raise HttpError(412, "candidate may not fail over (nofailover or failover_priority <= 0)")
-    if not _eligible(view, member, switchover=switchover):
-        raise HttpError(412, "candidate is not a synchronous standby")
-
-
-def check_any_candidate(view: ClusterView) -> None:
-    """Without a named candidate, some other member must be able to take over (412)."""
-    holder = _holder(view)
-    others = [m for m in view.members if m.name != holder]
-    if not any(_eligible(view, m, switchover=True) for m in others):
-        raise HttpError(412, "failover is not possible: no good candidates have been found")
-
-
-def _check_not_scheduled(view: ClusterView) -> None:
-    if view.failover is not None and view.failover.scheduled_at_wall is not None:
-        raise HttpError(409, "a switchover is already scheduled; DELETE /switchover cancels it")
 
 
 # ---------------------------------------------------------------- waiting for the outcome
@@ -170,21 +152,13 @@ def switchover_post(ctx: RestContext, request: Request) -> Reply:
     body = check_fields(parse_json_object(request.body), _SWITCHOVER_FIELDS)
     leader, candidate, when = body["leader"], body.get("candidate"), body.get("scheduled_at")
     at_wall = parse_scheduled_at(when) if when is not None else None
+    key = FailoverKey(leader=leader, candidate=candidate, scheduled_at_wall=at_wall)
     view = ctx.admin.cluster()
-    if view.config.pause and candidate is None:
-        return error_reply(400, "in pause a switchover needs a candidate")
-    check_leader(view, leader)
-    if candidate is not None:
-        check_candidate(view, candidate, switchover=True)
-    else:
-        check_any_candidate(view)
-    _check_not_scheduled(view)
+    why = refusal(view, key, now_wall=ctx.now_wall())
+    if why is not None:
+        return refused_reply(why)
     if at_wall is None:
         return _run(ctx, view, leader, candidate)
-    if view.config.pause:
-        return error_reply(400, "a switchover cannot be scheduled while the cluster is paused")
-    if at_wall <= ctx.now_wall():
-        return error_reply(422, "scheduled_at is in the past")
     ctx.admin.write_failover(leader=leader, candidate=candidate, scheduled_at_wall=at_wall)
     return text_reply(202, "Switchover scheduled")
 
@@ -194,9 +168,9 @@ def failover_post(ctx: RestContext, request: Request) -> Reply:
     body = check_fields(parse_json_object(request.body), _FAILOVER_FIELDS)
     leader, candidate = body.get("leader"), body["candidate"]
     view = ctx.admin.cluster()
-    check_leader(view, leader)
-    check_candidate(view, candidate, switchover=leader is not None)
-    _check_not_scheduled(view)
+    why = refusal(view, FailoverKey(leader=leader, candidate=candidate), now_wall=ctx.now_wall())
+    if why is not None:
+        return refused_reply(why)
     return _run(ctx, view, leader, candidate)
 
 

@@ -86,7 +86,7 @@ def episodes(history: History) -> pd.DataFrame:
       t_fault (failover_s is the checkers' failover_s for their failovers).
     """
     events = as_events(history)
-    return episodes_of(events, collect_facts(events))
+    return episodes_of(events, collect_facts(events, partial=True))
 
 
 def episodes_of(events: Sequence[Event], facts: RunFacts) -> pd.DataFrame:

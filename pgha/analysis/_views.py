@@ -26,7 +26,7 @@ def unavailability(history: History) -> pd.DataFrame:
     the last success that fails, returns `info` or never returns, and ends at the next
     acknowledgement (or the end of the run). The durations sum to summary.json's unavailability_s.
     """
-    windows = collect_facts(as_events(history)).writes.unavailable_windows
+    windows = collect_facts(as_events(history), partial=True).writes.unavailable_windows
     return pd.DataFrame(
         {
             "start": pd.Series([w[0] for w in windows], dtype="float64"),
@@ -40,7 +40,7 @@ def dual_writable(history: History) -> pd.DataFrame:
     """Windows in which two or more PostgreSQL instances accepted writes at once (whether or not a
     client wrote): start, end, duration_s, nodes (a tuple). Sums to summary.json's dual_writable_s.
     """
-    windows = collect_facts(as_events(history)).dual_writable
+    windows = collect_facts(as_events(history), partial=True).dual_writable
     return pd.DataFrame(
         {
             "start": pd.Series([w.t_start for w in windows], dtype="float64"),

@@ -244,13 +244,16 @@ def _checks(spec: ChecksSpec) -> Doc:
     def optional(value: float | None) -> str | int | float | None:
         return None if value is None else duration(value)
 
-    return {
+    document: Doc = {
         "no_split_brain": spec.no_split_brain,
         "no_lost_acknowledged_writes": spec.no_lost_acknowledged_writes,
         "max_lost_writes": spec.max_lost_writes,
         "failover_within": optional(spec.failover_within_s),
         "eventually_healthy": optional(spec.eventually_healthy_s),
     }
+    if spec.operator_requests_succeed:  # off by default: written only when on
+        document["operator_requests_succeed"] = True
+    return document
 
 
 def _explore(spec: ExploreSpec) -> Doc:

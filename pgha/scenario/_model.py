@@ -436,6 +436,7 @@ class ChecksSpec:
     max_lost_writes: int | None = None
     failover_within_s: float | None = None
     eventually_healthy_s: float | None = None
+    operator_requests_succeed: bool = False  # every switchover / failover accepted and answered
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

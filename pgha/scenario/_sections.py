@@ -57,6 +57,7 @@ CHECKS_KEYS = (
     "max_lost_writes",
     "failover_within",
     "eventually_healthy",
+    "operator_requests_succeed",
 )
 EXPLORE_KEYS = ("faults", "max_faults", "window", "params")
 
@@ -199,13 +200,14 @@ def checks(node: Node | None) -> ChecksSpec:
     if node is None:
         return ChecksSpec()
     fields = mapping(node, CHECKS_KEYS)
-    split, lost, bound, failover, healthy = (fields.get(key) for key in CHECKS_KEYS)
+    split, lost, bound, failover, healthy, operator = (fields.get(key) for key in CHECKS_KEYS)
     return ChecksSpec(
         no_split_brain=True if split is None else boolean(split),
         no_lost_acknowledged_writes=True if lost is None else boolean(lost),
         max_lost_writes=None if _off(bound) else integer(_on(bound), 0),
         failover_within_s=None if _off(failover) else duration_s(_on(failover), Sign.POSITIVE),
         eventually_healthy_s=None if _off(healthy) else duration_s(_on(healthy), Sign.POSITIVE),
+        operator_requests_succeed=False if operator is None else boolean(operator),
     )
 
 

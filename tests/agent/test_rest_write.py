@@ -334,10 +334,12 @@ def test_switchover_in_sync_mode_needs_a_sync_standby(make_node: MakeNode) -> No
         config=DynamicConfig(synchronous_mode=SyncMode.ON),
     )
     node = make_node(status_of("primary", view=view))
-    assert (
-        node.call("POST", "/switchover", {"leader": "n1", "candidate": "n2"}, auth=AUTH).status
-        == 412
-    )
+    answer = node.call("POST", "/switchover", {"leader": "n1", "candidate": "n2"}, auth=AUTH)
+    assert answer.status == 412
+    assert answer.json() == {  # the engine's refusal, named for clients and the chaos harness
+        "error": "candidate is not a synchronous standby",
+        "refusal": "candidate_not_sync",
+    }
     assert node.call("POST", "/switchover", {"leader": "n1"}, auth=AUTH).status == 412
 
 

@@ -21,6 +21,7 @@ from chaos.cluster import ChaosCluster, new_run_id
 from chaos.configs import FAKETIME_RC
 from chaos.disks import LABEL_FILE
 from chaos.nemesis import Nemesis, etcd_leader, unsupported
+from chaos.nemesis_faults import operator_result
 from chaos.netrules import (
     CHAIN_IN,
     CHAIN_OUT,
@@ -135,6 +136,43 @@ def test_unsupported_names_what_this_world_cannot_apply() -> None:
     assert sum("netem" in p for p in problems) == 2
     assert sum("libfaketime" in p for p in problems) == 2
     assert any("line" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "timed_out", "expected"),
+    [
+        (200, b'Successfully switched over to "n2"', False, ("accepted", None)),
+        (202, b"Switchover scheduled", False, ("accepted", None)),
+        (
+            412,
+            b'{"error": "candidate is not a synchronous standby", "refusal": "candidate_not_sync"}',
+            False,
+            ("refused", "candidate_not_sync"),
+        ),
+        (
+            409,
+            b'{"error": "...", "refusal": "already_scheduled"}',
+            False,
+            ("refused", "already_scheduled"),
+        ),
+        (412, b"candidate name does not match", False, ("refused", "http_412")),  # Patroni
+        (
+            503,
+            b'{"error": "the DCS is not reachable; try again"}',
+            False,
+            ("failed", "dcs_unavailable"),
+        ),
+        (503, b"Switchover status unknown", False, ("failed", "timeout")),
+        (503, b"Switchover failed", False, ("failed", "not_done")),
+        (500, b"", False, ("failed", "http_500")),
+        (None, b"", False, ("failed", "unreachable")),
+        (None, b"", True, ("failed", "timeout")),
+    ],
+)
+def test_an_operator_answer_is_an_outcome_and_an_error(
+    status: int | None, body: bytes, timed_out: bool, expected: tuple[str, str | None]
+) -> None:
+    assert operator_result(status, body, timed_out) == expected
 
 
 # ---------------------------------------------------------------- one real cluster
@@ -404,6 +442,19 @@ def test_a_switchover_through_the_rest_api(cluster: ChaosCluster, nemesis: Nemes
     (record,) = (r for r in nemesis.records if r["kind"] == "fault")
     assert (record["phase"], record["status"], record["via"]) == ("start", 200, primary)
     assert record["targets"] == [primary, candidate]
+    (answer,) = (r for r in nemesis.records if r["kind"] == "operator")
+    assert (answer["request"], answer["fault_id"], answer["node"]) == (
+        "switchover",
+        record["id"],
+        "ctl",
+    )
+    assert (answer["outcome"], answer["status"], answer["error"], answer["via"]) == (
+        "accepted",
+        200,
+        None,
+        primary,
+    )
+    assert answer["t"] >= record["t"]
     assert _eventually(lambda: cluster.primary() == candidate)
 
 

@@ -96,6 +96,14 @@ def test_a_scenario_using_every_section_round_trips() -> None:
     assert without_file_marks(round_trip(scenario)) == without_file_marks(scenario)
 
 
+def test_a_required_operator_check_round_trips_and_is_written_only_when_on() -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "switchover.yaml")
+    assert "operator_requests_succeed" not in dump_scenario(scenario)
+    required = replace(scenario, checks=replace(scenario.checks, operator_requests_succeed=True))
+    assert "operator_requests_succeed: true" in dump_scenario(required)
+    assert without_file_marks(round_trip(required)) == without_file_marks(required)
+
+
 def test_the_dump_reads_like_a_scenario_file() -> None:
     text = dump_scenario(load_scenario(ROOT / "scenarios" / "primary-crash.yaml"))
     assert "- {at: 60s, kill: primary, for: 90s}" in text

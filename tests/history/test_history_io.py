@@ -8,6 +8,7 @@ import json
 import math
 import random
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
@@ -256,4 +257,71 @@ def test_reading_streams(tmp_path: Path) -> None:
     stream = iter_history(path)
     assert next(stream).kind == "a"  # the good line arrives before the bad one is read
     with pytest.raises(HistoryError, match=r"run\.jsonl:2"):
+        next(stream)
+
+
+# Reading has a fast path for well-formed lines and a plain path for everything else
+# (pgha/history.py): both must give equal events and the plain path's exact errors.
+
+_READ_SAMPLES = [
+    '{"t":0,"kind":"run_start","nodes":["n1","n2"],"seed":7}',
+    '{"kind":"pg_role","lsn":0,"node":"n1","role":"primary","t":0.3,"timeline":1}',
+    '{"a":{"b":[1,2.5,null,true]},"kind":"x","node":null,"t":1e3}',
+    '{"kind":"x","t":2,"u":"\\u00e9\\n"}',
+]
+
+
+def _same(a: Event, b: Event) -> None:
+    assert (a, a.line, type(a.t)) == (b, b.line, type(b.t))
+    assert dict(a.fields) == dict(b.fields)
+    assert isinstance(a.fields, MappingProxyType)
+
+
+@pytest.mark.parametrize("text", _READ_SAMPLES)
+@pytest.mark.parametrize("around", ["{}", "{}\n", "  {}\n", "{}  \n", "{}\r\n", "\t{} \r"])
+def test_fast_and_plain_paths_read_alike(text: str, around: str) -> None:
+    line = around.replace("{}", text)
+    expected = json.loads(text)
+    t, kind, node = expected.pop("t"), expected.pop("kind"), expected.pop("node", None)
+    event = parse_event(line, lineno=4)
+    _same(event, Event(float(t), kind, node, expected, line=4))
+    assert isinstance(event.t, float)
+    [read] = iter_history(["\n", "\n", "\n", line])
+    _same(read, event)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ('{"t":1,"kind":"x"} {"t":2}', r"not valid JSON \(Extra data at column 20\)"),
+        ('{"t":1,"kind":"x"}]', r"not valid JSON \(Extra data at column 19\)"),
+        ('{"t":1,"kind":"x",}', r"not valid JSON \(.* at column \d+\)"),
+        ('  [{"t":1,"kind":"x"}]', "expected a JSON object, got list"),
+        ('"text"', "expected a JSON object, got str"),
+        ('{"t":"1","kind":"x"}', "field 't' must be a number of seconds, got '1'"),
+        ('{"t":false,"kind":"x"}', "field 't' must be a number of seconds, got False"),
+        ('{"t":null,"kind":"x"}', "field 't' must be a number of seconds, got None"),
+        ('{"t":1,"kind":""}', "field 'kind' must be a non-empty string, got ''"),
+        ('{"t":1}', "field 'kind' must be a non-empty string, got None"),
+        ('{"t":1,"kind":"x","node":["n1"]}', r"field 'node' must be a string, got \['n1'\]"),
+    ],
+)
+def test_malformed_lines_keep_their_messages(bad: str, message: str) -> None:
+    with pytest.raises(HistoryError, match=rf"^f\.jsonl:9: {message}"):
+        parse_event(bad, source="f.jsonl", lineno=9)
+    with pytest.raises(HistoryError, match=rf"^<lines>:2: {message}"):
+        read_history(['{"t":0,"kind":"a"}\n', bad + "\n"])
+
+
+def test_read_events_carry_their_file_line(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    path.write_text('{"t":0,"kind":"a"}\n\n  \n{"t":1,"kind":"b"}\n{"t":1,"kind":"c"}')
+    assert [(e.kind, e.line) for e in iter_history(path)] == [("a", 1), ("b", 4), ("c", 5)]
+    assert parse_event('{"t":0,"kind":"a"}').line == 0
+    assert Event(0.0, "a").line == 0
+
+
+def test_reading_opens_the_file_at_the_first_event(tmp_path: Path) -> None:
+    stream = iter_history(tmp_path / "missing.jsonl")  # nothing happens yet
+    with pytest.raises(FileNotFoundError):
         next(stream)

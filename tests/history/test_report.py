@@ -77,8 +77,8 @@ def test_split_brain_report_files(tmp_path: Path) -> None:
     assert [c.get("name") for c in cases] == names
     failure = cases[0].find("failure")
     assert failure is not None
-    assert "3 violation(s)" in (failure.get("message") or "")
-    assert "overlapping_acknowledgements" in (failure.text or "")
+    assert "2 violation(s)" in (failure.get("message") or "")
+    assert "interleaved_reigns" in (failure.text or "")
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert props == {"scenario": "synthetic", "seed": "7", "world": "sim"}
 

@@ -210,6 +210,12 @@ BAD: list[tuple[str, int, str, str]] = [
     (H + "checks: {max_lost_writes: -1}\n", 3, "checks.max_lost_writes", "an integer >= 0"),
     (H + "checks: {failover_within: 0s}\n", 3, "checks.failover_within", "a duration > 0"),
     (H + "checks: {failover: 10s}\n", 3, "checks.failover", "one of the keys no_split_brain"),
+    (
+        H + "checks: {operator_requests_succeed: 1}\n",
+        3,
+        "checks.operator_requests_succeed",
+        "true or false",
+    ),
     # explore
     (H + "explore: {max_faults: 2}\n", 3, "explore.faults", "(required)"),
     (H + "explore: {faults: []}\n", 3, "explore.faults", "a non-empty list of fault kinds"),

@@ -59,7 +59,8 @@ GOOD = {
         " datacenters: {west: [n1]}, etcd_pre_vote: false}\n"
         "clocks: {n1: {offset: -2s, drift_ppm: 10}}\n"
         "workload: {rate: 600/m, via: direct, clients: 2, timeout: 2s}\n"
-        "checks: {max_lost_writes: 10, failover_within: null, eventually_healthy: 1m}\n"
+        "checks: {max_lost_writes: 10, failover_within: null, eventually_healthy: 1m,"
+        " operator_requests_succeed: true}\n"
         "explore: {faults: [crash], window: [0, 1m], params: {pause_for: [1s, 1m]}}\n"
     ),
 }

@@ -266,6 +266,12 @@ def test_checks_with_bounds_and_switched_off_timings() -> None:
     )
 
 
+def test_operator_requests_may_be_required_to_succeed() -> None:
+    assert parse_body("").checks.operator_requests_succeed is False
+    checks = parse_body("checks: {operator_requests_succeed: true}\n").checks
+    assert checks == ChecksSpec(operator_requests_succeed=True)
+
+
 def test_issue_4_explore_section_as_written() -> None:
     explore = parse_scenario(EXPLORE_EXAMPLE).explore
 

@@ -387,7 +387,7 @@ BREAKS: dict[str, set[str]] = {
     "trust-stale-read": {"no_split_brain", "no_lost_acknowledged_writes"},
     "wall-clock-lease": {"no_split_brain", "no_lost_acknowledged_writes"},
     "no-healthiest-check": {"no_lost_acknowledged_writes"},
-    "stale-primary-retakes-lock": {"no_lost_acknowledged_writes"},
+    "stale-primary-retakes-lock": {"no_split_brain", "no_lost_acknowledged_writes"},
     "sync-allows-async-candidate": {"no_lost_acknowledged_writes"},
     "watchdog-not-armed": {"no_split_brain", "no_lost_acknowledged_writes"},
     "unbounded-dcs-retries": {"no_split_brain", "no_lost_acknowledged_writes"},
