@@ -20,12 +20,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import io
 import json
 import os
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -387,42 +385,8 @@ def write_without_html(
     history: Path, run_start: Mapping[str, Any], report: CheckReport, out: Path
 ) -> None:
     """summary.json and junit.xml as pgha.report writes them, for hosts without matplotlib."""
-    run_keys = ("scenario", "seed", "world", "nodes", "etcd", "duration", "checks")
-    document = {
-        "verdict": "pass" if report.ok else "fail",
-        "ok": report.ok,
-        "history": os.fspath(history),
-        "run": {k: run_start[k] for k in run_keys if k in run_start},
-        "checks": [r.to_dict() for r in report.results],
-        "summary": dict(report.summary),
-    }
+    from pgha.report_files import junit_xml_of, summary_of
+
+    document = summary_of(run_start, report, history_name=os.fspath(history))
     (out / "summary.json").write_text(json.dumps(document, sort_keys=True, indent=2) + "\n")
-    (out / "junit.xml").write_bytes(_junit_xml(run_start, report))
-
-
-def _junit_xml(run: Mapping[str, Any], report: CheckReport) -> bytes:
-    failures = sum(1 for r in report.results if not r.ok)
-    suite_name = f"pgha.{run.get('world', 'run')}.{run.get('scenario', 'scenario')}"
-    counts = {"tests": str(len(report.results)), "failures": str(failures), "errors": "0"}
-    root = ET.Element("testsuites", {"name": "pgha", "time": "0", **counts})
-    suite = ET.SubElement(
-        root, "testsuite", {"name": suite_name, "skipped": "0", "time": "0", **counts}
-    )
-    props = ET.SubElement(suite, "properties")
-    for key in ("scenario", "seed", "world"):
-        if key in run:
-            ET.SubElement(props, "property", name=key, value=str(run[key]))
-    for r in report.results:
-        case = ET.SubElement(suite, "testcase", classname=suite_name, name=r.name, time="0")
-        if not r.ok:
-            first = r.violations[0].detail.get("summary", "") if r.violations else ""
-            failure = ET.SubElement(
-                case, "failure", message=f"{len(r.violations)} violation(s): {first}", type=r.name
-            )
-            failure.text = "\n".join(json.dumps(v.to_dict(), sort_keys=True) for v in r.violations)
-    system_out = ET.SubElement(suite, "system-out")
-    system_out.text = json.dumps(dict(report.summary), sort_keys=True)
-    ET.indent(root)
-    buffer = io.BytesIO()
-    ET.ElementTree(root).write(buffer, encoding="utf-8", xml_declaration=True)
-    return buffer.getvalue() + b"\n"
+    (out / "junit.xml").write_bytes(junit_xml_of(run_start, report))

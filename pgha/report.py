@@ -10,7 +10,6 @@ import io
 import json
 import math
 import os
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from pgha.checks import (
     run_checks,
 )
 from pgha.history import Event, iter_history
+from pgha.report_files import junit_xml_of, summary_of
 from pgha.report_html import report_html
 
 ROLE_COLORS: Mapping[str, str] = {
@@ -370,53 +370,13 @@ def write_report(
     return files
 
 
-def verdict(report: CheckReport) -> str:
-    return "pass" if report.ok else "fail"
-
-
 def summary_document(
     facts: RunFacts, report: CheckReport, *, history_name: str | None = None
 ) -> dict[str, Any]:
     """What summary.json holds: verdict, run, per-check results, summary metrics."""
-    run_keys = ("scenario", "seed", "world", "nodes", "etcd", "duration", "checks")
-    return {
-        "verdict": verdict(report),
-        "ok": report.ok,
-        "history": history_name,
-        "run": {k: facts.run[k] for k in run_keys if k in facts.run},
-        "checks": [r.to_dict() for r in report.results],
-        "summary": dict(report.summary),
-    }
-
-
-def _suite_name(facts: RunFacts) -> str:
-    return f"pgha.{facts.run.get('world', 'run')}.{facts.run.get('scenario', 'scenario')}"
+    return summary_of(facts.run, report, history_name=history_name)
 
 
 def junit_xml(facts: RunFacts, report: CheckReport) -> bytes:
     """One testsuite, one testcase per check, a failure element listing the violations."""
-    failures = sum(1 for r in report.results if not r.ok)
-    suite_name = _suite_name(facts)
-    counts = {"tests": str(len(report.results)), "failures": str(failures), "errors": "0"}
-    root = ET.Element("testsuites", {"name": "pgha", "time": "0", **counts})
-    suite = ET.SubElement(
-        root, "testsuite", {"name": suite_name, "skipped": "0", "time": "0", **counts}
-    )
-    props = ET.SubElement(suite, "properties")
-    for key in ("scenario", "seed", "world"):
-        if key in facts.run:
-            ET.SubElement(props, "property", name=key, value=str(facts.run[key]))
-    for r in report.results:
-        case = ET.SubElement(suite, "testcase", classname=suite_name, name=r.name, time="0")
-        if not r.ok:
-            first = r.violations[0].detail.get("summary", "") if r.violations else ""
-            failure = ET.SubElement(
-                case, "failure", message=f"{len(r.violations)} violation(s): {first}", type=r.name
-            )
-            failure.text = "\n".join(json.dumps(v.to_dict(), sort_keys=True) for v in r.violations)
-    out = ET.SubElement(suite, "system-out")
-    out.text = json.dumps(dict(report.summary), sort_keys=True)
-    ET.indent(root)
-    buffer = io.BytesIO()
-    ET.ElementTree(root).write(buffer, encoding="utf-8", xml_declaration=True)
-    return buffer.getvalue() + b"\n"
+    return junit_xml_of(facts.run, report)

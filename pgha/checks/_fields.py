@@ -55,10 +55,6 @@ def names(e: Event, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def is_write(e: Event) -> bool:
-    return bool(e.get("op", "write") == "write")
-
-
 def mapping(e: Event, key: str) -> dict[str, Any]:
     value = e.get(key) or {}
     return dict(value) if isinstance(value, Mapping) else {"value": value}
