@@ -8,6 +8,7 @@ import io
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 from pgha.checks import CheckReport
@@ -27,6 +28,7 @@ def summary_of(
         "ok": report.ok,
         "history": history_name,
         "run": {k: run[k] for k in run_keys if k in run},
+        "checks_applied": asdict(report.spec),  # what was checked (`pgha check --set` may differ)
         "checks": [r.to_dict() for r in report.results],
         "summary": dict(report.summary),
     }

@@ -111,7 +111,7 @@ def summarize(
         "writes_unknown": w.unknown,
         "unknown_writes_applied": _present(final, facts.unknown_ids),
         "failed_writes_applied": _present(final, facts.failed_ids),
-        "lost_writes": None if isinstance(lost, Violation) else len(lost.indices),
+        "lost_writes": _lost_count(lost, facts),
         "lost_write_ids": []
         if isinstance(lost, Violation)
         else ids_detail(facts.acks, lost.indices),
@@ -133,6 +133,13 @@ def summarize(
         "operator_requests_failed": sum(1 for r in operators if r.outcome == "failed"),
         "operator_outcomes": [r.to_dict() for r in operators],
     }
+
+
+def _lost_count(lost: Lost | Violation, facts: RunFacts) -> int | None:
+    """How many acknowledged writes the final data lacks; None when no final data says."""
+    if isinstance(lost, Lost):
+        return len(lost.indices)
+    return 0 if not len(facts.acks) else None
 
 
 def _present(final: FinalRead | None, ids: Iterable[int]) -> int | None:

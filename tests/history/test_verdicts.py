@@ -115,3 +115,33 @@ def test_a_refused_switchover_is_reported_and_can_be_required(
     if required:
         [v] = _check(summary, "operator_requests_succeed")["violations"]
         assert v["detail"]["reason"] == "operator_request_refused"
+
+
+def test_an_agent_log_without_client_writes_is_checked(tmp_path: Path) -> None:
+    """An agent's `log.history` has no run_start, no client writes and no final reads: nothing
+    to lose, nothing contradicts itself."""
+    history = tmp_path / "history.jsonl"
+    history.write_text(
+        '{"kind":"agent_start","node":"n1","pid":12,"scope":"demo","t":0.0}\n'
+        '{"kind":"agent_role","node":"n1","reason":"bootstrap","role":"primary","t":1.5}\n'
+        '{"kind":"agent_stop","node":"n1","paused":false,"t":9.0}\n'
+    )
+    assert main(["check", str(history), "--out", str(tmp_path / "out")]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["summary"]["lost_writes"] == 0
+    assert [c["name"] for c in summary["checks"]] == [
+        "no_split_brain",
+        "no_lost_acknowledged_writes",
+    ]
+
+
+def test_the_summary_says_which_checks_were_applied(tmp_path: Path) -> None:
+    code, summary, history = _run(tmp_path, DIRECT)
+    assert code == 0
+    assert summary["checks_applied"]["max_lost_writes"] == 1000
+    assert summary["checks_applied"]["failover_within_s"] is None
+    out = tmp_path / "again"
+    assert main(["check", history, "--set", "failover_within=1s", "--out", str(out)]) == 1
+    again = json.loads((out / "summary.json").read_text())
+    assert again["checks_applied"]["failover_within_s"] == 1.0
+    assert again["run"]["checks"] == summary["run"]["checks"]  # the history's own, as written
