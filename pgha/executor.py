@@ -62,6 +62,7 @@ class Outcome:
     peers: tuple[PeerStatus, ...] | None = None
     failsafe_acks: tuple[str, ...] | None = None
     failure: Failure | None = None
+    dcs_error: bool = False  # the DCS did not answer (the actions left need it too: skip them)
 
 
 OK = Outcome()
@@ -149,6 +150,9 @@ class Call:
     """How one action type runs: `ports.<port>.<method>(*args(action))`, shaped into an Outcome.
 
     `lock`: a DCS error is the result (LockResult.DCS_ERROR) rather than a plain failure.
+    `always`: runs even after an earlier action of the list failed, unless that failure was a
+    DCS error (Patroni's touch_member in `finally`: the member key reports a PostgreSQL that
+    failed to start instead of expiring).
     """
 
     port: str
@@ -156,6 +160,7 @@ class Call:
     args: Callable[[Any], tuple[object, ...]] = _none
     shape: Callable[[object], Outcome] = _ok
     lock: bool = False
+    always: bool = False
 
 
 CALLS: Mapping[type[Any], Call] = {
@@ -188,7 +193,7 @@ CALLS: Mapping[type[Any], Call] = {
     AppendHistory: Call("dcs", "append_history", lambda a: (a.entry,)),
     ClearFailover: Call("dcs", "clear_failover", lambda a: (a.version,), _cas),
     RunCallback: Call("callbacks", "run", lambda a: (a.event, a.role)),
-    UpdateMember: Call("dcs", "update_member", lambda a: (a.role,)),
+    UpdateMember: Call("dcs", "update_member", lambda a: (a.role,), always=True),
 }
 
 
@@ -211,7 +216,8 @@ def error_outcome(call: Call, error: Exception) -> Outcome:
     """The outcome of a call that raised DcsError or ActionFailed."""
     if isinstance(error, ActionFailed):
         return Outcome(ok=False, failure=error.failure)
-    return Outcome(ok=False, lock_result=LockResult.DCS_ERROR) if call.lock else NOT_OK
+    lock = LockResult.DCS_ERROR if call.lock else None
+    return Outcome(ok=False, lock_result=lock, dcs_error=True)
 
 
 def execute(action: Action, ports: Ports) -> Outcome:
@@ -252,12 +258,19 @@ def not_after(action: Action) -> float | None:
     return deadline
 
 
+def runs_always(action: Action) -> bool:
+    """True for an action that runs even after an earlier one failed (`Call.always`)."""
+    call = CALLS.get(type(action))
+    return call is not None and call.always
+
+
 def action_steps(actions: tuple[Action, ...]) -> Generator[Now | Act, Any, StepResults]:
     """Run `actions` in order as requests (the one place the not_after rule is written).
 
     Yields Now() before an action with a deadline (answer: the monotonic time) and Act(action)
     (answer: its Outcome). An action whose deadline is reached is dropped and the rest skipped;
-    after an outcome that is not ok, the rest is skipped.
+    after an outcome that is not ok, the rest is skipped but for the `always` actions, which
+    still run unless the failure was a DCS error.
     """
     results = StepResults()
     for index, action in enumerate(actions):
@@ -267,7 +280,23 @@ def action_steps(actions: tuple[Action, ...]) -> Generator[Now | Act, Any, StepR
         outcome: Outcome = yield Act(action)
         results = results.merged(action, outcome)
         if not outcome.ok:
-            return replace(results, failed=action, skipped=actions[index + 1 :])
+            rest = actions[index + 1 :]
+            if outcome.dcs_error:
+                return replace(results, failed=action, skipped=rest)
+            skipped = tuple(a for a in rest if not runs_always(a))
+            results = replace(results, failed=action, skipped=skipped)
+            return (yield from _run_always(results, rest))
+    return results
+
+
+def _run_always(
+    results: StepResults, rest: tuple[Action, ...]
+) -> Generator[Now | Act, Any, StepResults]:
+    # After a failure: the `always` actions of the rest, in order (`failed` stays the first).
+    for action in rest:
+        if runs_always(action):
+            outcome: Outcome = yield Act(action)
+            results = results.merged(action, outcome)
     return results
 
 

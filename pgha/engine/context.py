@@ -174,12 +174,24 @@ def absorb(state: NodeState, obs: Observation) -> NodeState:
         changes["watchdog_timeout_s"] = None
     if obs.failure is Failure.REWIND:
         changes["rewind_failed"] = True
+    changes.update(_start_memory(obs))
     view = obs.cluster
     if view is not None:
         changes["config"] = view.config
         changes["last_failsafe"] = view.failsafe
         changes.update(_leader_memory(state.name, view))
     return replace(state, **changes)
+
+
+def _start_memory(obs: Observation) -> dict[str, Any]:
+    # A start that failed with PostgreSQL still down is a certain failure (Patroni's post_recover);
+    # a server that runs ends the outage, whose first start attempt the leader times from.
+    run = obs.postgres.run
+    if run is PgRun.RUNNING:
+        return {"start_failed": False, "start_began_mono": None}
+    if run is PgRun.STARTING:
+        return {"start_failed": False}
+    return {"start_failed": True} if obs.failure is Failure.START else {}
 
 
 def _leader_memory(name: str, view: ClusterView) -> dict[str, Any]:

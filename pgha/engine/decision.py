@@ -51,6 +51,7 @@ class Reason(enum.Enum):
     PRIMARY_RESTART_IN_PLACE = "primary_restart_in_place"
     PRIMARY_STARTING = "primary_starting"
     START_TIMEOUT_DEMOTE = "start_timeout_demote"
+    START_FAILED_RELEASE = "start_failed_release"
     CRASH_FAILOVER_DEMOTE = "crash_failover_demote"
     SWITCHOVER_SCHEDULED = "switchover_scheduled"
     SWITCHOVER_STALE = "switchover_stale"

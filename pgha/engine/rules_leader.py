@@ -8,10 +8,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pgha.engine.actions import (
     Action,
     ClearFailover,
     DemoteMode,
+    DisableWatchdog,
     FetchPeerStatus,
     KickWatchdog,
     ReleaseLock,
@@ -84,30 +87,67 @@ def _kick(ctx: Ctx) -> tuple[Action, ...]:
     return (KickWatchdog(not_after_mono=ctx.lock_deadline),)
 
 
-def _fail_over_if_possible(ctx: Ctx, reason: Reason) -> Decision | None:
-    # Release the lock (demote immediate) only if some other member can take over.
+def _fail_over_if_possible(
+    ctx: Ctx, reason: Reason, hand: Callable[[Ctx, Reason], Decision] | None = None
+) -> Decision | None:
+    # Hand over (demote immediate, or `hand`) only if some other member can take over.
     peers = ctx.state.memo.peers
     if peers is None:
         return _peers_step(ctx, reason)
-    if failover_possible(ctx, peers):
-        return demote(ctx, DemoteMode.IMMEDIATE, reason)
-    return None
+    if not failover_possible(ctx, peers):
+        return None
+    return demote(ctx, DemoteMode.IMMEDIATE, reason) if hand is None else hand(ctx, reason)
+
+
+def _release_down(ctx: Ctx, reason: Reason) -> Decision:
+    # PostgreSQL is down: nothing to stop. Disable the watchdog, then give the lock back; the next
+    # cycle starts PostgreSQL as a replica of whoever takes over (Patroni's post_recover).
+    disable: tuple[Action, ...] = (DisableWatchdog(),) if ctx.state.watchdog_timeout_s else ()
+    release = (ReleaseLock(version=None),)
+    return ctx.end(
+        ctx.role,
+        (*disable, *release),
+        reason,
+        lock_deadline_mono=None,
+        watchdog_timeout_s=None,
+        failsafe_active=False,
+        start_failed=False,
+        start_began_mono=None,
+    )
+
+
+def leader_start_failed(ctx: Ctx) -> Decision | None:
+    """My PostgreSQL failed to start and is still down: release the lock at once (post_recover)."""
+    if not ctx.renewed or ctx.pg.run is not PgRun.STOPPED or not ctx.state.start_failed:
+        return None
+    return _release_down(ctx, Reason.START_FAILED_RELEASE)
 
 
 def leader_postgres_down(ctx: Ctx) -> Decision | None:
-    """My PostgreSQL crashed while I hold the lock: fail over (timeout 0) or restart in place."""
+    """My PostgreSQL is down while I hold the lock: restart it in place, or fail over.
+
+    Failing over: at once with primary_start_timeout 0 (demote immediate, as Patroni), else once
+    the timeout has passed since the first start attempt of this outage (release the lock).
+    """
     if not ctx.renewed or ctx.pg.run is not PgRun.STOPPED:
         return None
-    if ctx.cfg.primary_start_timeout_s == 0:
+    timeout = ctx.cfg.primary_start_timeout_s
+    began = ctx.state.start_began_mono
+    began = ctx.now if began is None else began
+    if timeout == 0:
         handed = _fail_over_if_possible(ctx, Reason.CRASH_FAILOVER_DEMOTE)
-        if handed is not None:
-            return handed
+    elif ctx.now - began >= timeout:
+        handed = _fail_over_if_possible(ctx, Reason.START_TIMEOUT_DEMOTE, _release_down)
+    else:
+        handed = None
+    if handed is not None:
+        return handed
     start = StartPostgres(as_primary=True, not_after_mono=ctx.lock_deadline)
     return ctx.end(
         Role.STARTING,
         (*_kick(ctx), start),
         Reason.PRIMARY_RESTART_IN_PLACE,
-        start_began_mono=ctx.now,
+        start_began_mono=began,
     )
 
 

@@ -55,7 +55,8 @@ class NodeState:
     old_members: tuple[Member, ...] = ()  # members of the last view that had a leader
     last_failsafe: tuple[str, ...] | None = None
     failsafe_active: bool = False
-    start_began_mono: float | None = None  # restart in place of a crashed primary
+    start_began_mono: float | None = None  # first start attempt of this outage (reset when up)
+    start_failed: bool = False  # the last start attempt failed and PostgreSQL is still down
     promote_backoff_until_mono: float | None = None  # after a failed pre_promote
     rewind_failed: bool = False
     sync_changed_mono: float | None = None  # when ssn was last changed (sync settling)

@@ -136,7 +136,9 @@ def test_lock_results_are_reported(action: Action, result: LockResult) -> None:
 def test_a_dcs_error_on_a_lock_operation_is_a_lock_result(action: Action, method: str) -> None:
     world = World()
     world.dcs.raising.add(method)
-    assert execute(action, world.ports) == Outcome(ok=False, lock_result=LockResult.DCS_ERROR)
+    assert execute(action, world.ports) == Outcome(
+        ok=False, lock_result=LockResult.DCS_ERROR, dcs_error=True
+    )
 
 
 def test_the_initialize_race_reports_like_a_lock() -> None:
@@ -163,7 +165,7 @@ def test_a_lost_compare_and_set_is_not_ok(action: Action) -> None:
 def test_a_dcs_error_on_another_write_is_not_ok() -> None:
     world = World()
     world.dcs.raising.add("write_status")
-    assert execute(WriteStatus(optime_lsn=1), world.ports) == Outcome(ok=False)
+    assert execute(WriteStatus(optime_lsn=1), world.ports) == Outcome(ok=False, dcs_error=True)
 
 
 @pytest.mark.parametrize("failure", [Failure.PROMOTE, None])
@@ -243,17 +245,52 @@ def test_everything_runs_in_order_and_results_merge() -> None:
     )
 
 
-def test_the_first_failure_stops_the_list() -> None:
+def test_the_first_failure_stops_the_list_but_the_member_key_is_still_published() -> None:
+    # Patroni's touch_member in `finally`: a member whose PostgreSQL failed keeps its key.
     world = World()
     world.postgres.failing["rewind"] = Failure.REWIND
-    actions = (Rewind(source="n2"), Follow(leader="n2"), UpdateMember(role=MemberRole.REPLICA))
+    update = UpdateMember(role=MemberRole.REPLICA)
+    actions = (Rewind(source="n2"), Follow(leader="n2"), update)
     results = run_actions(actions, world.ports)
-    assert world.port_calls() == [("rewind", ("n2",))]
+    assert world.port_calls() == [("rewind", ("n2",)), ("update_member", (MemberRole.REPLICA,))]
     assert results.failure is Failure.REWIND
     assert results.failed == actions[0]
-    assert results.ran == actions[:1]
-    assert results.skipped == actions[1:]
+    assert results.ran == (actions[0], update)
+    assert results.skipped == (actions[1],)
     assert results.dropped is None
+
+
+def test_a_failed_start_still_publishes_the_member_key_and_reports_the_failure() -> None:
+    world = World()
+    world.postgres.failing["start"] = Failure.START
+    update = UpdateMember(role=MemberRole.PRIMARY)
+    actions = (KickWatchdog(not_after_mono=1e9), StartPostgres(as_primary=True), update)
+    results = run_actions(actions, world.ports)
+    assert [name for name, _ in world.port_calls()] == ["kick", "start", "update_member"]
+    assert (results.failed, results.failure, results.skipped) == (actions[1], Failure.START, ())
+
+
+def test_the_member_key_update_failing_after_a_failure_keeps_the_first_failure() -> None:
+    world = World()
+    world.postgres.failing["start"] = Failure.START
+    world.dcs.raising.add("update_member")
+    actions = (StartPostgres(as_primary=True), UpdateMember(role=MemberRole.PRIMARY))
+    results = run_actions(actions, world.ports)
+    assert (results.failed, results.failure, results.ran) == (actions[0], Failure.START, actions)
+
+
+def test_after_a_dcs_error_the_member_key_update_is_skipped_too() -> None:
+    # The DCS did not answer within retry_timeout: another write would cost as long again.
+    world = World()
+    world.dcs.raising.add("write_status")
+    actions = (WriteStatus(optime_lsn=1), UpdateMember(role=MemberRole.PRIMARY))
+    results = run_actions(actions, world.ports)
+    assert world.port_calls() == [("write_status", (1,))]
+    assert (results.failed, results.skipped) == (actions[0], actions[1:])
+
+
+def test_only_the_member_key_update_runs_always() -> None:
+    assert {kind for kind, call in TABLE.items() if call.always} == {UpdateMember}
 
 
 @pytest.mark.parametrize(("now", "runs"), [(99.0, True), (100.0, False), (130.0, False)])

@@ -26,7 +26,7 @@ from pgha.engine.actions import (
 from pgha.engine.config import DynamicConfig, WatchdogMode
 from pgha.engine.decision import Reason
 from pgha.engine.roles import Role
-from pgha.engine.values import PgRun
+from pgha.engine.values import Failure, PgRun
 from pgha.loop import ActionsEvent
 from tests.loop.harness import ClusterHarness, timeline
 
@@ -337,3 +337,35 @@ def test_a_failed_lock_release_during_a_switchover_does_not_leave_the_watchdog_a
     harness.run_until(100.0)
     assert harness.events("a", "watchdog_fired") == []
     assert harness.first("b", Reason.PROMOTE) == 80.0  # a's unreleased lease (50 + ttl) ran out
+
+
+# ---------------------------------------------------------------- a primary that cannot start
+
+
+def test_a_leader_whose_postgres_cannot_start_releases_the_lock_and_keeps_its_member_key() -> None:
+    # Issue 13, items 4 and 5. a's PostgreSQL crashes at 45 s and every start fails from then on.
+    harness = bootstrapped()
+    harness.run_until(45.0)
+    harness.pgs["a"].failing.add(Failure.START)
+    harness.pgs["a"].crash()
+    # 50: a renews, restarts in place, the start fails; the member key is still published.
+    harness.run_until(50.0)
+    assert harness.first("a", Reason.PRIMARY_RESTART_IN_PLACE) == 50.0
+    started = [e for e in harness.events("a", "actions") if e.t == 50.0][-1].event
+    assert isinstance(started, ActionsEvent)
+    assert started.failure is Failure.START
+    assert [type(a).__name__ for a in started.ran][-2:] == ["StartPostgres", "UpdateMember"]
+    # 60: the failure is certain: a releases the lock at once; b, woken by the watch, promotes.
+    harness.run_until(60.0)
+    assert harness.first("a", Reason.START_FAILED_RELEASE) == 60.0
+    assert harness.ran("a", ReleaseLock) == [60.0]
+    assert harness.first("b", Reason.PROMOTE) == 60.0
+    assert harness.primaries() == ["b"]
+    # Long after ttl, a still fails to start and its member key says so instead of expiring.
+    harness.run_until(60.0 + 3 * TTL)
+    members = {m.name: m for m in harness.dcs.view().members}
+    assert set(members) == {"a", "b", "c"}
+    assert not members["a"].running
+    assert harness.first("a", Reason.START_REPLICA, after=60.0) == 60.0  # woken by the watch
+    assert harness.primaries() == ["b"]
+    assert harness.overlaps == []
