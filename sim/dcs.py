@@ -4,19 +4,22 @@
 # no DCS call may hang forever). The client remembers the highest raft term it has seen and does
 # not trust an answer from a member with a lower one (bug zoo 12, Patroni 4.0.6). The leader key
 # and the member key share one lease of ttl, as with Patroni's etcd3 backend; the leader key is
-# taken by an atomic create and renewed by a compare-and-set on its mod revision.
+# taken by an atomic create and renewed by a compare-and-set on its mod revision. The `config` key
+# normally holds a parsed DynamicConfig; anything else (a JSON document an operator or a fault
+# wrote) goes through the engine's parser, and a bad value keeps the last good configuration,
+# exactly as the real agent does (pgha/agent/etcd_codec.py `absorb_config`): never a crash.
 """The simulated etcd client: the engine's DCS port as SimPy generators."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import Any
 
 import simpy
 
-from pgha.engine.config import DynamicConfig
+from pgha.engine.config import ConfigError, DynamicConfig, parse_dynamic_config
 from pgha.engine.values import (
     ClusterView,
     FailoverKey,
@@ -35,8 +38,30 @@ Gen = Generator[simpy.Event, Any, Any]
 ATTEMPT_S = 2.0  # one request to one member; then try the next member
 
 
-def view_of(snapshot: Snapshot, fallback_config: DynamicConfig) -> ClusterView:
-    """The engine's ClusterView from one read of the key space."""
+def config_of(value: object, last_good: DynamicConfig) -> tuple[DynamicConfig, str | None, str]:
+    """The configuration a `config` value gives: (config, error or None, key the error names).
+
+    A DynamicConfig is used as it is; a mapping is parsed by the engine's parser; anything else,
+    or a mapping the parser refuses, keeps `last_good`.
+    """
+    if isinstance(value, DynamicConfig):
+        return value, None, ""
+    if not isinstance(value, Mapping):
+        return last_good, "config: not a JSON object", "config"
+    try:
+        return parse_dynamic_config(value), None, ""
+    except ConfigError as exc:
+        return last_good, f"config: {exc}", exc.key
+
+
+def view_of(
+    snapshot: Snapshot, fallback_config: DynamicConfig, last_good: DynamicConfig | None = None
+) -> ClusterView:
+    """The engine's ClusterView from one read of the key space.
+
+    `fallback_config` is used while there is no `config` key; `last_good` (default: the fallback)
+    when the key holds a value the engine's parser refuses.
+    """
     kv = snapshot.kv
     leader = kv.get("leader")
     failover = kv.get("failover")
@@ -52,7 +77,11 @@ def view_of(snapshot: Snapshot, fallback_config: DynamicConfig) -> ClusterView:
         history=kv["history"].value if "history" in kv else (),
         status_optime_lsn=kv["status"].value if "status" in kv else None,
         failsafe=kv["failsafe"].value if "failsafe" in kv else None,
-        config=fallback_config if config is None else config.value,
+        config=(
+            fallback_config
+            if config is None
+            else config_of(config.value, last_good or fallback_config)[0]
+        ),
         config_version=None if config is None else config.mod_rev,
     )
 
@@ -87,6 +116,7 @@ class SimDcs:
         self._endpoint = world.rng(f"dcs/{host}").randrange(len(self.endpoints))
         self.bootstrap_config = bootstrap_config
         self.config = bootstrap_config  # the latest dynamic config seen: ttl and retry_timeout
+        self.config_error: str | None = None  # why the latest `config` read was refused
         # The safe client reads linearizably, trusts no member behind the highest raft term it
         # has seen, and gives up at retry_timeout. The bug-zoo variants switch these off.
         self.linearizable = linearizable
@@ -145,9 +175,18 @@ class SimDcs:
 
         snapshot = yield from self._request(serve)
         self._read_revision = snapshot.revision
-        view = view_of(snapshot, self.bootstrap_config)
+        view = view_of(snapshot, self.bootstrap_config, self.config)
         self.config = view.config
+        self._note_config(snapshot)
         return view
+
+    def _note_config(self, snapshot: Snapshot) -> None:
+        # A refused `config` is recorded once per distinct error, as the real agent does.
+        entry = snapshot.kv.get("config")
+        error, key = (None, "") if entry is None else config_of(entry.value, self.config)[1:]
+        if error is not None and error != self.config_error:
+            self.world.record("config_rejected", node=self.host, key=key, error=error)
+        self.config_error = error
 
     def read_view(self) -> Gen:
         """One read for the REST API: the same view, but the loop's own read still decides
@@ -159,7 +198,7 @@ class SimDcs:
             return snap, snap.term
 
         snapshot = yield from self._request(serve)
-        return view_of(snapshot, self.bootstrap_config)
+        return view_of(snapshot, self.bootstrap_config, self.config)
 
     def watch(self) -> simpy.Event:
         """An event that fires when the leader key changes after our latest read.

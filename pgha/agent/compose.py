@@ -341,13 +341,13 @@ def build(cfg: AgentConfig) -> Parts:
         auth=_rest_auth(cfg),
         inbox=inbox,
     )
-    watchdog = _watchdog(cfg)
-    ports = Ports(clock, dcs, pg, watchdog, peers, callbacks)
+    ports = Ports(clock, dcs, pg, _watchdog(cfg), peers, callbacks)
     commands = CommandQueue(wake)
     admin = EtcdAdmin(etcd_settings(cfg))
     rest = RestApi(
         _rest_settings(cfg),
         status=board.get,
+        config_error=dcs.etcd.last_config_error,
         now_mono=clock.now_mono,
         admin=WakingAdmin(admin, wake),
         commands=commands,

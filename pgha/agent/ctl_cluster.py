@@ -81,7 +81,19 @@ def cmd_list(ctl: Ctl, args: argparse.Namespace) -> int:
         extended=bool(getattr(args, "extended", False)),
     )
     ctl.console.echo(render(table, ctl.fmt))
+    for line in config_error_lines(documents):
+        ctl.console.warn(line)
     return 0
+
+
+def config_error_lines(documents: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """A `warning:` line per member that refused the stored `/config` (its member key says why;
+    it runs on its last good configuration)."""
+    return [
+        f"warning: {name} refuses the stored /config and keeps its last good one: {error}"
+        for name, document in sorted(documents.items())
+        if isinstance(error := document.get("config_error"), str) and error
+    ]
 
 
 def cmd_history(ctl: Ctl, args: argparse.Namespace) -> int:

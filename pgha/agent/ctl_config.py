@@ -69,7 +69,7 @@ def parse_value(text: str) -> Any:
         return ""
     try:
         value = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, RecursionError):  # ValueError: an int of 4300+ digits
         return text
     return value if _json_ready(value) else text
 
@@ -117,6 +117,8 @@ def load_document(text: str, source: str) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise usage_error(f"{source}: not valid YAML{where}") from None
+    except (ValueError, RecursionError) as exc:  # an int of 4300+ digits, nesting too deep
+        raise usage_error(f"{source}: not a usable document ({type(exc).__name__})") from None
     if document is None:
         return {}
     if not isinstance(document, dict):
@@ -160,9 +162,17 @@ def config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
 def check_config(raw: Mapping[str, Any]) -> DcsConfig:
     """Check a whole configuration with the agent's parser.
 
+    An empty configuration is refused like the REST API's `PUT /config {}`: it would silently
+    reset every setting to its default.
+
     Raises:
         CtlError: exit 2 with the parser's message (key, what was expected, what was found).
     """
+    if not raw:
+        raise usage_error(
+            "invalid configuration: an empty /config would reset every setting to its default; "
+            "keep at least one key (e.g. ttl), or change keys with --set"
+        )
     try:
         return parse_dcs_config(raw, SOURCE)
     except AgentConfigError as exc:

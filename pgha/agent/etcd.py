@@ -65,7 +65,14 @@ HISTORY_ATTEMPTS = 3  # read-modify-write rounds of append_history before giving
 
 
 def lease_ttl_s(ttl_s: float) -> int:
-    """The etcd lease ttl for a dynamic ttl: whole seconds, rounded up (never shorter)."""
+    """The etcd lease ttl for a dynamic ttl: whole seconds, rounded up (never shorter).
+
+    Raises:
+        DcsError: `ttl_s` is not finite (the configuration parser refuses it first; defence in
+            depth, so that no such value can raise out of the loop as a ValueError).
+    """
+    if not math.isfinite(ttl_s):
+        raise DcsError(f"etcd lease: ttl {ttl_s!r} is not a finite number of seconds")
     return max(1, math.ceil(ttl_s))
 
 
@@ -113,6 +120,10 @@ class EtcdDcs:
     def last_config_error(self) -> str | None:
         """Why the latest `/config` read was rejected (the previous good one is in use)."""
         return self._memory.error
+
+    def last_config_error_key(self) -> str | None:
+        """The key the latest rejection names (`config` when the value is not a JSON object)."""
+        return self._memory.error_key
 
     def raw_config_document(self) -> dict[str, Any]:
         """The last good `/config` as JSON (the bootstrap configuration until one was read)."""

@@ -52,11 +52,13 @@ class Entry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConfigMemory:
-    """The last good `/config`: parsed, as raw JSON, and the error of the latest bad one."""
+    """The last good `/config`: parsed, as raw JSON, and the error of the latest bad one (with
+    the key it names: `config` itself when the value is not a JSON object)."""
 
     config: DynamicConfig = field(default_factory=DynamicConfig)
     document: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
+    error_key: str | None = None
 
 
 # ---------------------------------------------------------------------- decoding
@@ -109,14 +111,16 @@ def absorb_config(entry: Entry | None, memory: ConfigMemory) -> ConfigMemory:
     """A read `/config`: valid -> remembered; invalid -> previous kept, error noted; absent -> as
     before (the bootstrap configuration until the key is first written)."""
     if entry is None:
-        return replace(memory, error=None)
+        return replace(memory, error=None, error_key=None)
     document = json_object(entry.value)
     if document is None:
-        return replace(memory, error="config: not a JSON object")
+        return replace(memory, error="config: not a JSON object", error_key=CONFIG)
     try:
         config = parse_dynamic_config(document)
     except ConfigError as exc:
-        return replace(memory, error=f"config: {exc}")
+        return replace(memory, error=f"config: {exc}", error_key=exc.key)
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:  # defence in depth
+        return replace(memory, error=f"config: invalid ({type(exc).__name__})", error_key=CONFIG)
     return ConfigMemory(config=config, document=document, error=None)
 
 

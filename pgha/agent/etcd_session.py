@@ -17,6 +17,7 @@ from typing import Any
 import grpc  # type: ignore[import-untyped]
 from pyetcd import etcdrpc
 
+from pgha.engine.config import ETCD_MAX_LEASE_TTL_S
 from pgha.ports import DcsError
 
 MIN_ATTEMPT_S = 0.5  # each endpoint gets at least this much of the deadline, if it is left
@@ -169,8 +170,21 @@ class EtcdSession:
         return self.call(what, lambda ep, t, md: ep.kv.Txn(request, timeout=t, metadata=md))
 
     def lease_grant(self, ttl_s: int, *, what: str) -> tuple[int, int]:
-        """Grant a lease of `ttl_s`; (lease id, granted ttl in seconds)."""
-        request = etcdrpc.LeaseGrantRequest(TTL=ttl_s)
+        """Grant a lease of `ttl_s`; (lease id, granted ttl in seconds).
+
+        Raises:
+            DcsError: also for a ttl etcd cannot grant (below 1 s, above its MaxLeaseTTL, or not
+                an int64): defence in depth behind the configuration parser, so that a bad ttl
+                is a DCS error for the loop and never an unexpected ValueError.
+        """
+        if isinstance(ttl_s, bool) or not isinstance(ttl_s, int):
+            raise DcsError(f"etcd {what}: lease ttl {ttl_s!r} is not a whole number of seconds")
+        if not 1 <= ttl_s <= ETCD_MAX_LEASE_TTL_S:
+            raise DcsError(f"etcd {what}: lease ttl {ttl_s} s is not in 1..{ETCD_MAX_LEASE_TTL_S}")
+        try:
+            request = etcdrpc.LeaseGrantRequest(TTL=ttl_s)
+        except (TypeError, ValueError, OverflowError) as exc:  # unreachable after the check above
+            raise DcsError(f"etcd {what}: lease ttl {ttl_s} s refused ({exc})") from None
         answer = self.call(
             what, lambda ep, t, md: ep.lease.LeaseGrant(request, timeout=t, metadata=md)
         )

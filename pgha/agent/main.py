@@ -83,6 +83,7 @@ class Agent:
         self.parts = parts
         self._applied_config: Mapping[str, Any] | None = None
         self._clones_recorded = 0
+        self._config_error: str | None = None  # the rejected /config reported last
         self.loop = AgentLoop(
             LoopParts(
                 local=parts.local,
@@ -159,9 +160,23 @@ class Agent:
         if running and status.holds_lock and status.postgres.is_primary and status.cluster:
             others = [m.name for m in status.cluster.members if m.name != status.name]
             pg.sync_slots(others)
+        self._report_config_error()
+
+    def _report_config_error(self) -> None:
+        """A rejected `/config` (the last good one stays in use): said once in the log, the
+        history (`config_rejected`) and the member key (`config_error`, for `pgha ctl`)."""
+        dcs = self.parts.dcs.etcd
         error = dcs.last_config_error()
-        if error:
-            log.warning("the DCS /config is invalid, keeping the previous one: %s", error)
+        if error == self._config_error:
+            return
+        self._config_error = error
+        if error is None:
+            self.parts.member_extras.pop("config_error", None)
+            log.info("the DCS /config is valid again and in use")
+            return
+        self.parts.member_extras["config_error"] = error
+        log.warning("the DCS /config is invalid, keeping the last good one: %s", error)
+        self.parts.history.record("config_rejected", key=dcs.last_config_error_key(), error=error)
 
     # ------------------------------------------------------------ operator commands
 

@@ -48,6 +48,11 @@ class RestSettings:
     poll_interval_s: float = 0.5
 
 
+def no_config_error() -> str | None:
+    """The default source of `RestContext.config_error`: nothing was rejected."""
+    return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RestContext:
     """Everything a handler may use: the agent's status and clocks, and the cluster seams.
@@ -67,6 +72,9 @@ class RestContext:
     scope: str
     timer_mono: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    # Why the `/config` last read from the DCS was rejected (the last good one is in use), if it
+    # was; shown as `config_error` in `/patroni` and every health answer.
+    config_error: Callable[[], str | None] = no_config_error
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

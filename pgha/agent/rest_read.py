@@ -22,8 +22,12 @@ METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def health_get(ctx: RestContext, request: Request) -> Reply:
-    """Any path of `pgha.health.ENDPOINTS`, answered from the published status."""
+    """Any path of `pgha.health.ENDPOINTS`, answered from the published status (and
+    `config_error` when the `/config` last read from the DCS was rejected)."""
     code, body = health.answer(request.path, ctx.status(), ctx.now_mono(), request.query)
+    config_error = ctx.config_error()
+    if config_error and code != 404:  # a bad /config in the DCS: the last good one is in use
+        body["config_error"] = config_error
     return json_reply(code, body)
 
 

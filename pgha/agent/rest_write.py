@@ -33,6 +33,10 @@ from pgha.health import is_leader
 
 CAS_ATTEMPTS = 3
 MAX_RESTART_TIMEOUT_S = 24 * 3600.0
+EMPTY_PUT = (
+    "PUT /config {} would reset every setting to its default: send the whole configuration "
+    "(every key to keep), or PATCH /config with the keys to change (null deletes one)"
+)
 RESTART_ROLES = {"primary": "primary", "master": "primary", "replica": "replica", "any": "any"}
 
 # ---------------------------------------------------------------- /config
@@ -77,8 +81,11 @@ def _check_postgresql(section: object) -> None:
 def validate_config(raw: Mapping[str, Any]) -> None:
     """Refuse a configuration the engine would not accept, or a malformed `postgresql` section.
 
+    The engine's parser bounds every value from below and above (e.g. ttl 3..3600 s, below
+    etcd's largest lease), so nothing an agent cannot use is ever written to the DCS.
+
     Raises:
-        HttpError: 400 with the ConfigError's message.
+        HttpError: 400 with the ConfigError's message: the key, what is allowed, what was sent.
     """
     try:
         parse_dynamic_config(raw)
@@ -116,8 +123,14 @@ def config_patch(ctx: RestContext, request: Request) -> Reply:
 
 
 def config_put(ctx: RestContext, request: Request) -> Reply:
-    """`PUT /config`: replace the stored configuration with the body."""
+    """`PUT /config`: replace the stored configuration with the body.
+
+    An empty object is refused (400): it would silently reset every setting, PostgreSQL
+    parameters included, to the defaults. Send the whole configuration, or PATCH the keys.
+    """
     replacement = parse_json_object(request.body)
+    if not replacement:
+        raise HttpError(400, EMPTY_PUT)
     return _store_config(ctx, lambda raw: replacement)
 
 

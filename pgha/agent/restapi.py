@@ -34,6 +34,7 @@ from pgha.agent.rest_common import (
     RestSettings,
     authorized,
     error_reply,
+    no_config_error,
 )
 from pgha.agent.rest_read import (
     cluster_get,
@@ -285,11 +286,13 @@ class RestApi:
         name: str,
         scope: str = "",
         now_wall: Callable[[], float] = time.time,
+        config_error: Callable[[], str | None] = no_config_error,
     ) -> None:
         self.settings = settings
         self._context = RestContext(
             settings=settings,
             status=status,
+            config_error=config_error,
             now_mono=now_mono,
             now_wall=now_wall,
             admin=admin,

@@ -5,11 +5,16 @@
 # lock expires: timeout = ttl - safety_margin (or ttl // 2 when safety_margin is -1), and it is
 # unusable when that is shorter than loop_wait (reference section 2.9). Values here are parsed once
 # and then frozen.
+# Every number is bounded from below *and* above, and must be finite: one value the DCS client
+# cannot use (a ttl above etcd's maximum lease, or one that does not fit etcd's int64) would make
+# every agent's lease grant fail at once, so such a value must be refused at every door, and an
+# agent that reads one from the DCS keeps its last good configuration.
 """Dynamic (cluster-wide) and local (per-node) configuration as frozen values."""
 
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,6 +24,25 @@ from typing import Any
 MIN_TTL_S = 3.0
 MIN_LOOP_WAIT_S = 1.0
 MIN_RETRY_TIMEOUT_S = 3.0
+# etcd 3.4's largest lease (`lease.MaxLeaseTTL`, 9e9 s): a grant above it fails with "etcdserver:
+# too large lease TTL", so no ttl may reach it.
+ETCD_MAX_LEASE_TTL_S = 9_000_000_000
+# The documented cap, far below etcd's: a primary whose machine dies is replaced about ttl later,
+# so an hour is already no high availability at all; it also keeps the watchdog timeout
+# (ttl - safety_margin) within the 16-bit seconds of the Linux watchdog API (65535).
+MAX_TTL_S = 3600.0
+# loop_wait and retry_timeout are further bounded by ttl through the timing rule (adjusted, not
+# refused, as Patroni does); their own cap only keeps the arithmetic finite.
+MAX_LOOP_WAIT_S = MAX_TTL_S
+MAX_RETRY_TIMEOUT_S = MAX_TTL_S
+# A primary that cannot start for a day is not coming back; beyond that the value is a typo.
+MAX_PRIMARY_START_TIMEOUT_S = 86400.0
+# WAL positions are 64-bit; a lag bound at int64's maximum already means "no bound", and larger
+# integers do not fit etcd clients in other languages (or JSON readers that use doubles exactly).
+MAX_LAG_B = 2**63 - 1
+# No more standbys than PostgreSQL can have WAL senders (MAX_BACKENDS, 2^18 - 1).
+MAX_SYNC_NODE_COUNT = 262143
+MAX_SAFETY_MARGIN_S = MAX_TTL_S
 
 
 class SyncMode(enum.Enum):
@@ -41,10 +65,25 @@ class ConfigError(ValueError):
     """A configuration value is invalid; `key` names it and the message says what was expected."""
 
     def __init__(self, key: str, expected: str, got: object) -> None:
-        super().__init__(f"{key}: expected {expected}, got {got!r}")
+        super().__init__(f"{key}: expected {expected}, got {shown(got)}")
         self.key = key
         self.expected = expected
         self.got = got
+
+
+SHOWN_CHARS = 60  # a value in a message is cut here (a request body may be a megabyte)
+
+
+def shown(value: object) -> str:
+    """`repr(value)`, short: huge integers by their size, long texts cut (never raises)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**18:
+        digits = int(value.bit_length() * math.log10(2))  # exact after the check below
+        digits += abs(value) >= 10**digits
+        return f"an integer of {digits} digits"
+    text = repr(value) if isinstance(value, str | int | float | bool) or value is None else ""
+    if not text:
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,17 +140,18 @@ def adjust_timeouts(cfg: DynamicConfig) -> DynamicConfig:
     return replace(cfg, loop_wait_s=MIN_LOOP_WAIT_S, retry_timeout_s=float((cfg.ttl_s - 1) // 2))
 
 
-_DURATIONS: dict[str, tuple[str, float]] = {
-    "ttl": ("ttl_s", MIN_TTL_S),
-    "loop_wait": ("loop_wait_s", MIN_LOOP_WAIT_S),
-    "retry_timeout": ("retry_timeout_s", 1.0),
-    "primary_start_timeout": ("primary_start_timeout_s", 0.0),
-    "master_start_timeout": ("primary_start_timeout_s", 0.0),
+# key -> (field, minimum, maximum); see the MAX_* constants above for why each maximum.
+_DURATIONS: dict[str, tuple[str, float, float]] = {
+    "ttl": ("ttl_s", MIN_TTL_S, MAX_TTL_S),
+    "loop_wait": ("loop_wait_s", MIN_LOOP_WAIT_S, MAX_LOOP_WAIT_S),
+    "retry_timeout": ("retry_timeout_s", 1.0, MAX_RETRY_TIMEOUT_S),
+    "primary_start_timeout": ("primary_start_timeout_s", 0.0, MAX_PRIMARY_START_TIMEOUT_S),
+    "master_start_timeout": ("primary_start_timeout_s", 0.0, MAX_PRIMARY_START_TIMEOUT_S),
 }
-_INTS: dict[str, tuple[str, int]] = {
-    "maximum_lag_on_failover": ("maximum_lag_on_failover_b", 0),
-    "maximum_lag_on_syncnode": ("maximum_lag_on_syncnode_b", -1),
-    "synchronous_node_count": ("synchronous_node_count", 1),
+_INTS: dict[str, tuple[str, int, int]] = {
+    "maximum_lag_on_failover": ("maximum_lag_on_failover_b", 0, MAX_LAG_B),
+    "maximum_lag_on_syncnode": ("maximum_lag_on_syncnode_b", -1, MAX_LAG_B),
+    "synchronous_node_count": ("synchronous_node_count", 1, MAX_SYNC_NODE_COUNT),
 }
 _BOOLS: dict[str, str] = {
     "synchronous_mode_strict": "synchronous_mode_strict",
@@ -124,20 +164,36 @@ _BOOLS: dict[str, str] = {
 }
 
 
-def _number(key: str, value: object, minimum: float) -> float:
+def _number(key: str, value: object, minimum: float, maximum: float) -> float:
+    """A finite number of seconds within [minimum, maximum]; bools, NaN and inf are refused."""
+    expected = f"a number of seconds from {minimum:g} to {maximum:g}"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(key, "a number", value)
-    if value < minimum:
-        raise ConfigError(key, f"a number >= {minimum:g}", value)
+        raise ConfigError(key, expected, value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(key, f"a finite number ({expected})", value)
+    if not minimum <= value <= maximum:  # exact for ints of any size: no float conversion
+        raise ConfigError(key, expected, value)
     return float(value)
 
 
-def _integer(key: str, value: object, minimum: int) -> int:
+def _integer(key: str, value: object, minimum: int, maximum: int) -> int:
+    """An integer within [minimum, maximum]; bools and floats (even 2.0) are refused."""
+    expected = f"an integer from {minimum} to {maximum}"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(key, "an integer", value)
-    if value < minimum:
-        raise ConfigError(key, f"an integer >= {minimum}", value)
+        raise ConfigError(key, expected, value)
+    if not minimum <= value <= maximum:
+        raise ConfigError(key, expected, value)
     return value
+
+
+def _safety_margin(value: object) -> float:
+    """-1 (the watchdog fires at ttl // 2), or seconds from 0 to MAX_SAFETY_MARGIN_S."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == -1:
+        return -1.0
+    try:
+        return _number("watchdog.safety_margin", value, 0.0, MAX_SAFETY_MARGIN_S)
+    except ConfigError as exc:
+        raise ConfigError(exc.key, f"-1, or {exc.expected}", value) from None
 
 
 def _boolean(key: str, value: object) -> bool:
@@ -163,11 +219,11 @@ def _watchdog(value: object) -> dict[str, Any]:
     for key, item in value.items():
         if key == "mode":
             modes = {m.value: m for m in WatchdogMode} | {False: WatchdogMode.OFF}
-            if item not in modes:
+            if not isinstance(item, str | bool) or item not in modes:
                 raise ConfigError("watchdog.mode", "off, automatic or required", item)
             out["watchdog_mode"] = modes[item]
         elif key == "safety_margin":
-            out["safety_margin_s"] = _number("watchdog.safety_margin", item, -1.0)
+            out["safety_margin_s"] = _safety_margin(item)
         else:
             raise ConfigError(f"watchdog.{key}", "mode or safety_margin", key)
     return out
@@ -175,11 +231,11 @@ def _watchdog(value: object) -> dict[str, Any]:
 
 def _field(key: str, value: object) -> dict[str, Any]:
     if key in _DURATIONS:
-        name, minimum = _DURATIONS[key]
-        return {name: _number(key, value, minimum)}
+        name, low_s, high_s = _DURATIONS[key]
+        return {name: _number(key, value, low_s, high_s)}
     if key in _INTS:
-        name, low = _INTS[key]
-        return {name: _integer(key, value, low)}
+        name, low, high = _INTS[key]
+        return {name: _integer(key, value, low, high)}
     if key in _BOOLS:
         return {_BOOLS[key]: _boolean(key, value)}
     if key == "synchronous_mode":
@@ -194,6 +250,14 @@ IGNORED_KEYS = frozenset({"postgresql", "standby_cluster", "slots", "ignore_slot
 
 def parse_dynamic_config(raw: Mapping[str, object]) -> DynamicConfig:
     """Build a DynamicConfig from Patroni-style keys, then apply `adjust_timeouts`.
+
+    Bounds (inclusive; numbers must be finite, bools are not numbers, integers are not floats):
+    ttl 3..3600 s (MAX_TTL_S, far below etcd's MaxLeaseTTL of 9e9 s); loop_wait 1..3600 s;
+    retry_timeout 1..3600 s; primary_start_timeout (or master_start_timeout) 0..86400 s;
+    maximum_lag_on_failover 0..2^63-1 bytes; maximum_lag_on_syncnode -1..2^63-1 bytes;
+    synchronous_node_count 1..262143; watchdog.safety_margin -1 or 0..3600 s. Relation:
+    `loop_wait + 2 * retry_timeout <= ttl` is then enforced by `adjust_timeouts` (as Patroni
+    does), so loop_wait and retry_timeout never exceed ttl in the result.
 
     Raises:
         ConfigError: a key is unknown or a value has the wrong type or range.

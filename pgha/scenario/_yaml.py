@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from pgha.engine.config import shown
 from pgha.scenario._errors import Problem
 
 ROOT = "<root>"
@@ -39,7 +40,7 @@ def describe(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str | int | float):
-        return repr(value)
+        return shown(value)  # short: a huge integer by its size, a long text cut
     return f"a {type(value).__name__}"
 
 
@@ -120,7 +121,11 @@ def _convert(
             for i, item in enumerate(node.value)
         )
         return Node(items, line, field)
-    return Node(loader.construct_object(node, deep=True), line, field)
+    try:
+        value = loader.construct_object(node, deep=True)
+    except ValueError:  # Python refuses to read an integer of more than 4300 digits
+        raise Problem(line=line, field=field, expected="a value", got="a number too long") from None
+    return Node(value, line, field)
 
 
 def _mapping(

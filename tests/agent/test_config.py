@@ -393,6 +393,53 @@ def test_mistake_points_at_its_line_and_field(mistake: Mistake) -> None:
     assert not any(secret in str(err) for secret in SECRETS)
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "field", "expected"),
+    [
+        ("ttl: 30", "ttl: 99999999999999999999999999", "bootstrap.dcs.ttl", "from 3 to 3600"),
+        ("ttl: 30", "ttl: 10000000000", "bootstrap.dcs.ttl", "from 3 to 3600"),
+        ("ttl: 30", "ttl: 2h", "bootstrap.dcs.ttl", "from 3 to 3600"),
+        ("ttl: 30", "ttl: .inf", "bootstrap.dcs.ttl", "a finite number"),
+        ("ttl: 30", "ttl: .nan", "bootstrap.dcs.ttl", "a finite number"),
+        ("ttl: 30", "ttl: " + "9" * 5000, "bootstrap.dcs.ttl", "a value"),
+        ("loop_wait: 10", "loop_wait: 1e9", "bootstrap.dcs.loop_wait", "duration"),
+        ("loop_wait: 10", "loop_wait: 1.0e+9", "bootstrap.dcs.loop_wait", "from 1 to 3600"),
+        ("retry_timeout: 10", "retry_timeout: 2h", "bootstrap.dcs.retry_timeout", "to 3600"),
+        ("ttl: 30", "ttl: 30\n    primary_start_timeout: 2d", "bootstrap.dcs", "to 86400"),
+        (
+            "ttl: 30",
+            "ttl: 30\n    primary_start_timeout: 25h",
+            "bootstrap.dcs.primary_start_timeout",
+            "from 0 to 86400",
+        ),
+        (
+            "maximum_lag_on_failover: 1048576",
+            "maximum_lag_on_failover: 18446744073709551616",
+            "bootstrap.dcs.maximum_lag_on_failover",
+            "from 0 to 9223372036854775807",
+        ),
+        (
+            "maximum_lag_on_failover: 1048576",
+            "maximum_lag_on_failover: true",
+            "bootstrap.dcs.maximum_lag_on_failover",
+            "an integer",
+        ),
+    ],
+)
+def test_dcs_bounds_are_reported_with_file_field_and_expected(
+    old: str, new: str, field: str, expected: str
+) -> None:
+    text = edit(f"    {old}", "    " + new.replace("\\n", "\n"))
+    with pytest.raises(AgentConfigError) as caught:
+        parse_agent_config(text, "node1.yaml")
+    err = caught.value
+    assert err.field.startswith(field)
+    assert expected in err.expected
+    assert str(err).startswith(f"node1.yaml:{err.line}: {err.field}: expected ")
+    assert err.line > 0
+    assert len(str(err)) < 300
+
+
 def test_timeouts_that_break_the_rule_are_adjusted_with_a_warning() -> None:
     cfg = parse_agent_config(edit("    ttl: 30", "    ttl: 20"))
     dynamic = cfg.bootstrap.dynamic

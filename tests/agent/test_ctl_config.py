@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pgha.agent.ctl_actions import parse_scheduled
+from pgha.agent.ctl_cluster import config_error_lines
 from pgha.agent.ctl_common import Console, CtlError
 from pgha.agent.ctl_config import (
     EditPlan,
@@ -23,6 +24,7 @@ from pgha.agent.ctl_config import (
     parse_value,
     pg_patch,
     set_patch,
+    store_config,
 )
 from pgha.agent.ctl_rest import answer_of
 
@@ -135,6 +137,13 @@ def test_config_diff_is_a_unified_diff_of_yaml() -> None:
         ({"synchronous_mode": "sometimes"}, "synchronous_mode"),
         ({"no_such_key": 1}, "no_such_key"),
         ({"postgresql": {"parameters": {"port": 5433}}}, "port"),
+        ({"ttl": 99999999999999999999999999}, "ttl: expected a number of seconds from 3 to 3600"),
+        ({"ttl": 10000000000}, "ttl: expected a number of seconds from 3 to 3600"),
+        ({"ttl": 30, "loop_wait": 3601}, "loop_wait: expected a number of seconds from 1 to"),
+        ({"primary_start_timeout": 86401}, "primary_start_timeout: expected"),
+        ({"maximum_lag_on_syncnode": -2}, "maximum_lag_on_syncnode: expected an integer from -1"),
+        ({"synchronous_node_count": 1.0}, "synchronous_node_count: expected an integer"),
+        ({}, "empty /config"),
     ],
 )
 def test_invalid_configurations_are_refused_naming_the_key(raw: dict[str, Any], field: str) -> None:
@@ -144,10 +153,53 @@ def test_invalid_configurations_are_refused_naming_the_key(raw: dict[str, Any], 
     assert field in caught.value.message
 
 
+class RecordingAdmin:
+    """The two ClusterAdmin calls store_config makes; every write is recorded."""
+
+    def __init__(self) -> None:
+        self.raw: dict[str, Any] = {"ttl": 30, "loop_wait": 10}
+        self.writes: list[dict[str, Any]] = []
+
+    def raw_config(self) -> tuple[dict[str, Any], int | None]:
+        return dict(self.raw), 1
+
+    def replace_config(self, raw: dict[str, Any], version: int | None) -> bool:
+        self.writes.append(dict(raw))
+        return True
+
+
+def no_confirm(old: object, new: object, checked: object) -> None:
+    del old, new, checked
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["ttl=99999999999999999999999999", "ttl=10000000000", "ttl=.inf", "ttl=" + "9" * 5000],
+)
+def test_edit_config_refuses_before_writing(option: str) -> None:
+    admin = RecordingAdmin()
+    plan = EditPlan(patches=(set_patch(option),))
+    with pytest.raises(CtlError) as caught:
+        store_config(admin, lambda raw: apply_plan(raw, plan), no_confirm)  # type: ignore[arg-type]
+    assert caught.value.code == 2
+    assert "ttl: expected" in caught.value.message
+    assert len(caught.value.message) < 300
+    assert admin.writes == []
+
+
+def test_edit_config_refuses_to_empty_the_configuration() -> None:
+    admin = RecordingAdmin()
+    plan = EditPlan(patches=({"ttl": None, "loop_wait": None},))
+    with pytest.raises(CtlError) as caught:
+        store_config(admin, lambda raw: apply_plan(raw, plan), no_confirm)  # type: ignore[arg-type]
+    assert caught.value.code == 2
+    assert admin.writes == []
+
+
 def test_documents_must_be_mappings_of_json_values() -> None:
     assert load_document("", "f") == {}
     assert load_document('{"ttl": 30}', "f") == {"ttl": 30}
-    for text in ("- a\n- b\n", "ttl: [", "when: 2024-01-01\n"):
+    for text in ("- a\n- b\n", "ttl: [", "when: 2024-01-01\n", "ttl: " + "9" * 5000):
         with pytest.raises(CtlError) as caught:
             load_document(text, "f")
         assert caught.value.code == 2
@@ -207,3 +259,15 @@ def test_scheduled_times() -> None:
 def test_rest_answers(status: int, body: bytes, ok: bool, message: str) -> None:
     answer = answer_of(status, body)
     assert (answer.ok, answer.message) == (ok, message)
+
+
+def test_list_warns_about_members_that_refuse_the_stored_config() -> None:
+    documents: dict[str, dict[str, Any]] = {
+        "n2": {"state": "running", "config_error": "config: ttl: expected a number, got 'x'"},
+        "n1": {"state": "running"},
+        "n3": {"config_error": None},
+    }
+    assert config_error_lines(documents) == [
+        "warning: n2 refuses the stored /config and keeps its last good one: "
+        "config: ttl: expected a number, got 'x'"
+    ]

@@ -259,6 +259,64 @@ def test_put_config_replaces_and_lost_cas_is_retried_then_409(node: Node) -> Non
     assert node.call("PUT", "/config", {"ttl": None}, auth=AUTH).status == 400
 
 
+@pytest.mark.parametrize(
+    ("method", "body", "key", "allowed"),
+    [
+        ("PATCH", {"ttl": 99999999999999999999999999}, "ttl", "from 3 to 3600"),  # issue 13, 1
+        ("PATCH", {"ttl": 10000000000}, "ttl", "from 3 to 3600"),  # issue 13, 2: > MaxLeaseTTL
+        ("PATCH", {"ttl": 3601}, "ttl", "from 3 to 3600"),
+        ("PATCH", {"loop_wait": 10**30}, "loop_wait", "from 1 to 3600"),
+        ("PATCH", {"retry_timeout": 1e300}, "retry_timeout", "from 1 to 3600"),
+        ("PATCH", {"primary_start_timeout": 86401}, "primary_start_timeout", "from 0 to 86400"),
+        ("PATCH", {"maximum_lag_on_failover": 2**64}, "maximum_lag_on_failover", "an integer"),
+        ("PATCH", {"synchronous_node_count": True}, "synchronous_node_count", "an integer"),
+        ("PATCH", {"watchdog": {"safety_margin": -5}}, "watchdog.safety_margin", "-1, or"),
+        ("PUT", {"ttl": 99999999999999999999999999}, "ttl", "from 3 to 3600"),
+        ("PUT", {"ttl": 30, "loop_wait": 0.5}, "loop_wait", "from 1 to 3600"),
+    ],
+)
+def test_out_of_bounds_config_is_400_naming_the_key_and_nothing_is_written(
+    node: Node, method: str, body: dict[str, Any], key: str, allowed: str
+) -> None:
+    before = copy.deepcopy(node.admin.config)
+    answer = node.call(method, "/config", body, auth=AUTH)
+    assert answer.status == 400
+    message = answer.body.decode()
+    assert f"{key}: expected" in message
+    assert allowed in message
+    assert len(message) < 300  # a huge value is described by its size, not echoed
+    assert (node.admin.config, node.admin.version) == (before, 1)
+
+
+def test_patch_config_with_out_of_range_json_numbers_is_400(node: Node) -> None:
+    for body in (
+        b'{"ttl": 1e999}',
+        b'{"ttl": NaN}',
+        b'{"ttl": -Infinity}',
+        b'{"ttl": 9' + b"9" * 5000 + b"}",
+    ):
+        assert node.call("PATCH", "/config", body, auth=AUTH).status == 400
+    assert (node.admin.config, node.admin.version) == (CONFIG, 1)
+
+
+def test_put_config_with_an_empty_object_is_refused(node: Node) -> None:
+    answer = node.call("PUT", "/config", {}, auth=AUTH)
+    assert answer.status == 400
+    assert b"PATCH" in answer.body
+    assert (node.admin.config, node.admin.version) == (CONFIG, 1)
+    whole = {"ttl": 25, "loop_wait": 5, "retry_timeout": 5}
+    assert node.call("PUT", "/config", whole, auth=AUTH).status == 200
+    assert node.admin.config == whole
+
+
+def test_a_rejected_dcs_config_is_shown_in_patroni_and_health_answers(node: Node) -> None:
+    assert "config_error" not in node.call("GET", "/patroni").json()
+    node.box["config_error"] = "config: ttl: expected a number of seconds from 3 to 3600, got 1e+20"
+    for path in ("/patroni", "/health", "/primary", "/replica"):
+        assert "from 3 to 3600" in node.call("GET", path).json()["config_error"]
+    assert node.call("GET", "/no-such-path").status == 404
+
+
 def test_patch_config_creates_an_absent_key(make_node: MakeNode) -> None:
     node = make_node(config=None)
     assert node.call("PATCH", "/config", {"ttl": 25}, auth=AUTH).status == 200

@@ -276,6 +276,7 @@ class Nodes:
             rest,
             status=lambda: box["status"],
             now_mono=lambda: box["now"],
+            config_error=lambda: box.get("config_error"),
             admin=admin,
             commands=sink,
             inbox=inbox,

@@ -132,7 +132,10 @@ def test_real_engine_and_wall_clock_variant() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"grid": {"ttl": [10, 1]}}, r"'ttl' = 1 is refused.*config\.ttl: expected a number >= 3"),
+        (
+            {"grid": {"ttl": [10, 1]}},
+            r"'ttl' = 1 is refused.*config\.ttl: expected a number .* from 3 to 3600",
+        ),
         ({"grid": {"faults[7].at": [1]}}, r"'faults\[7\]\.at': the scenario has 1 fault"),
         ({"grid": {"tll": [30]}}, r"'tll': unknown name; expected a config key"),
         ({"grid": {"faults[0].jump": [5]}}, r"faults\[0\] is `kill: primary`"),

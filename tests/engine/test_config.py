@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 
 from pgha.engine.config import (
+    ETCD_MAX_LEASE_TTL_S,
+    MAX_LOOP_WAIT_S,
+    MAX_RETRY_TIMEOUT_S,
+    MAX_SAFETY_MARGIN_S,
+    MAX_TTL_S,
     ConfigError,
     DynamicConfig,
     SyncMode,
     WatchdogMode,
     adjust_timeouts,
     parse_dynamic_config,
+    shown,
 )
 
 
@@ -109,21 +116,65 @@ def test_parsed_timeouts_are_adjusted() -> None:
     assert (c.loop_wait_s, c.retry_timeout_s) == (10, 10)
 
 
+HUGE = 99999999999999999999999999  # issue 13 item 1: did not fit etcd's int64 lease ttl
+ABOVE_ETCD = 10000000000  # issue 13 item 2: above etcd's MaxLeaseTTL (9e9 s)
+
+
 @pytest.mark.parametrize(
     ("raw", "key", "expected"),
     [
-        ({"ttl": "30s"}, "ttl", "a number"),
-        ({"ttl": True}, "ttl", "a number"),
-        ({"ttl": 2}, "ttl", "a number >= 3"),
-        ({"loop_wait": 0}, "loop_wait", "a number >= 1"),
+        ({"ttl": "30s"}, "ttl", "a number of seconds from 3 to 3600"),
+        ({"ttl": True}, "ttl", "a number of seconds"),
+        ({"ttl": None}, "ttl", "a number of seconds"),
+        ({"ttl": [30]}, "ttl", "a number of seconds"),
+        ({"ttl": 2}, "ttl", "from 3 to 3600"),
+        ({"ttl": 2.999}, "ttl", "from 3 to 3600"),
+        ({"ttl": 3600.5}, "ttl", "from 3 to 3600"),
+        ({"ttl": HUGE}, "ttl", "from 3 to 3600"),
+        ({"ttl": ABOVE_ETCD}, "ttl", "from 3 to 3600"),
+        ({"ttl": 10**400}, "ttl", "from 3 to 3600"),
+        ({"ttl": -(10**400)}, "ttl", "from 3 to 3600"),
+        ({"ttl": 1e300}, "ttl", "from 3 to 3600"),
+        ({"ttl": math.inf}, "ttl", "a finite number"),
+        ({"ttl": -math.inf}, "ttl", "a finite number"),
+        ({"ttl": math.nan}, "ttl", "a finite number"),
+        ({"loop_wait": 0}, "loop_wait", "from 1 to 3600"),
+        ({"loop_wait": 3601}, "loop_wait", "from 1 to 3600"),
+        ({"loop_wait": math.nan}, "loop_wait", "a finite number"),
+        ({"retry_timeout": 0.5}, "retry_timeout", "from 1 to 3600"),
+        ({"retry_timeout": HUGE}, "retry_timeout", "from 1 to 3600"),
+        ({"retry_timeout": False}, "retry_timeout", "a number of seconds"),
+        ({"primary_start_timeout": -1}, "primary_start_timeout", "from 0 to 86400"),
+        ({"primary_start_timeout": 86401}, "primary_start_timeout", "from 0 to 86400"),
+        ({"master_start_timeout": math.inf}, "master_start_timeout", "a finite number"),
         ({"maximum_lag_on_failover": 1.5}, "maximum_lag_on_failover", "an integer"),
+        ({"maximum_lag_on_failover": 2.0}, "maximum_lag_on_failover", "an integer"),
         ({"maximum_lag_on_failover": False}, "maximum_lag_on_failover", "an integer"),
-        ({"synchronous_node_count": 0}, "synchronous_node_count", "an integer >= 1"),
+        (
+            {"maximum_lag_on_failover": -1},
+            "maximum_lag_on_failover",
+            "from 0 to 9223372036854775807",
+        ),
+        ({"maximum_lag_on_failover": 2**63}, "maximum_lag_on_failover", "to 9223372036854775807"),
+        ({"maximum_lag_on_failover": math.inf}, "maximum_lag_on_failover", "an integer"),
+        ({"maximum_lag_on_syncnode": -2}, "maximum_lag_on_syncnode", "from -1 to"),
+        ({"maximum_lag_on_syncnode": HUGE}, "maximum_lag_on_syncnode", "from -1 to"),
+        ({"synchronous_node_count": 0}, "synchronous_node_count", "from 1 to 262143"),
+        ({"synchronous_node_count": 262144}, "synchronous_node_count", "from 1 to 262143"),
+        ({"synchronous_node_count": True}, "synchronous_node_count", "an integer"),
         ({"pause": "yes"}, "pause", "true or false"),
+        ({"pause": 1}, "pause", "true or false"),
         ({"synchronous_mode": "sometimes"}, "synchronous_mode", "'quorum'"),
+        ({"synchronous_mode": [True]}, "synchronous_mode", "'quorum'"),
         ({"watchdog": "on"}, "watchdog", "a mapping"),
         ({"watchdog": {"mode": "always"}}, "watchdog.mode", "off, automatic or required"),
-        ({"watchdog": {"safety_margin": -2}}, "watchdog.safety_margin", ">= -1"),
+        ({"watchdog": {"mode": ["off"]}}, "watchdog.mode", "off, automatic or required"),
+        ({"watchdog": {"mode": {"a": 1}}}, "watchdog.mode", "off, automatic or required"),
+        ({"watchdog": {"safety_margin": -2}}, "watchdog.safety_margin", "-1, or a number"),
+        ({"watchdog": {"safety_margin": -0.5}}, "watchdog.safety_margin", "from 0 to 3600"),
+        ({"watchdog": {"safety_margin": 3601}}, "watchdog.safety_margin", "from 0 to 3600"),
+        ({"watchdog": {"safety_margin": math.nan}}, "watchdog.safety_margin", "finite"),
+        ({"watchdog": {"safety_margin": True}}, "watchdog.safety_margin", "-1, or a number"),
         ({"watchdog": {"device": "/dev/x"}}, "watchdog.device", "mode or safety_margin"),
         ({"tll": 30}, "tll", "a known dynamic configuration key"),
     ],
@@ -135,4 +186,68 @@ def test_bad_values_name_the_key_and_what_was_expected(
         parse_dynamic_config(raw)
     assert err.value.key == key
     assert expected in err.value.expected
-    assert key in str(err.value)
+    assert str(err.value).startswith(f"{key}: expected ")
+    assert ", got " in str(err.value)
+    assert len(str(err.value)) < 200
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "value"),
+    [
+        ({"ttl": 3}, "ttl_s", 3.0),
+        ({"ttl": 3600, "loop_wait": 3600, "retry_timeout": 10}, "ttl_s", 3600.0),
+        ({"ttl": 3600.0}, "ttl_s", 3600.0),
+        ({"loop_wait": 1}, "loop_wait_s", 1.0),
+        ({"retry_timeout": 1}, "retry_timeout_s", 1.0),
+        ({"primary_start_timeout": 0}, "primary_start_timeout_s", 0.0),
+        ({"primary_start_timeout": 86400}, "primary_start_timeout_s", 86400.0),
+        ({"maximum_lag_on_failover": 2**63 - 1}, "maximum_lag_on_failover_b", 2**63 - 1),
+        ({"maximum_lag_on_syncnode": -1}, "maximum_lag_on_syncnode_b", -1),
+        ({"synchronous_node_count": 262143}, "synchronous_node_count", 262143),
+        ({"watchdog": {"safety_margin": -1}}, "safety_margin_s", -1.0),
+        ({"watchdog": {"safety_margin": -1.0}}, "safety_margin_s", -1.0),
+        ({"watchdog": {"safety_margin": 0}}, "safety_margin_s", 0.0),
+        ({"watchdog": {"safety_margin": 3600}}, "safety_margin_s", 3600.0),
+    ],
+)
+def test_the_bounds_themselves_are_accepted(raw: dict[str, Any], field: str, value: float) -> None:
+    assert getattr(parse_dynamic_config(raw), field) == value
+
+
+def test_the_ttl_cap_is_below_etcds_maximum_lease() -> None:
+    assert MAX_TTL_S < ETCD_MAX_LEASE_TTL_S
+    assert MAX_TTL_S - MAX_SAFETY_MARGIN_S <= 65535  # the Linux watchdog API's 16-bit seconds
+    assert MAX_LOOP_WAIT_S <= MAX_TTL_S
+    assert MAX_RETRY_TIMEOUT_S <= MAX_TTL_S
+
+
+@pytest.mark.parametrize(
+    ("ttl", "loop_wait", "retry"),
+    [(3, 3600, 3600), (3600, 3600, 3600), (3, 1, 3600), (3600, 1, 1), (4.5, 3600, 1)],
+)
+def test_the_timing_rule_holds_at_the_extremes(ttl: float, loop_wait: float, retry: float) -> None:
+    c = parse_dynamic_config({"ttl": ttl, "loop_wait": loop_wait, "retry_timeout": retry})
+    assert c.loop_wait_s + 2 * c.retry_timeout_s <= c.ttl_s
+    assert c.loop_wait_s >= 1
+    assert c.retry_timeout_s >= 1
+
+
+@pytest.mark.parametrize(
+    ("got", "text"),
+    [
+        (HUGE, "an integer of 26 digits"),
+        pytest.param(10**5000, "an integer of 5001 digits", id="5000-digits"),
+        (-(10**30), "an integer of 31 digits"),
+        (12, "12"),
+        (10**18 - 1, "999999999999999999"),
+        (10**18, "an integer of 19 digits"),
+        (math.nan, "nan"),
+        ("x" * 500, "'" + "x" * 56 + "..."),
+        ({"a": 1}, "a dict"),
+        (None, "None"),
+        (True, "True"),
+    ],
+)
+def test_values_in_messages_are_short_and_never_raise(got: object, text: str) -> None:
+    assert shown(got) == text
+    assert str(ConfigError("k", "something", got)) == f"k: expected something, got {text}"
