@@ -340,13 +340,12 @@ def _checks_node(root: Node) -> Node | None:
 
 
 def history_checks(history: Path) -> ChecksSpec:
-    """The checks the history's `run_start` names, read as a `checks:` section (the defaults when
-    it names none). A key it leaves out is a check switched off; `failover_within_s` and the
-    other seconds spellings stand for `failover_within` etc.
-    """
-    from pgha.scenario import ChecksSpec, _sections
-    from pgha.scenario._errors import Problem
-    from pgha.scenario._yaml import Node
+    """The checks the history's `run_start` names, as the checker reads them
+    (`pgha.checks.spec_from_history`: a key it leaves out is a check switched off); the
+    defaults when it names none."""
+    from pgha.checks import spec_from_history
+    from pgha.history import HistoryError
+    from pgha.scenario import ChecksSpec
 
     events = read_events(history)
     with contextlib.closing(events):
@@ -354,28 +353,12 @@ def history_checks(history: Path) -> ChecksSpec:
     named = None if start is None else start.get("checks")
     if start is None or named is None:
         return ChecksSpec()
-    where = "run_start.checks"
     if not isinstance(named, Mapping):
-        raise CheckInputError(f"{history}:{start.line}: {where}: expected a mapping")
-    entries: dict[str, Node] = {}
-    for key in _checks_keys():
-        spelled = next((k for k in (key, f"{key}_s") if k in named), key)
-        value = named[spelled] if spelled in named else _off(key)
-        entries[key] = Node(value, start.line, f"{where}.{spelled}")
-    known = {k for key in _checks_keys() for k in (key, f"{key}_s")}
-    for key in sorted(set(named) - known):
-        entries[key] = Node(named[key], start.line, f"{where}.{key}")  # refused, with a hint
+        raise CheckInputError(f"{history}:{start.line}: run_start.checks: expected a mapping")
     try:
-        return _sections.checks(Node(entries, start.line, where))
-    except Problem as problem:
-        raise problem.at(str(history)) from None
-
-
-def _off(key: str) -> bool | None:
-    from pgha.scenario import ChecksSpec
-
-    default = getattr(ChecksSpec(), _spec_field(key))
-    return False if isinstance(default, bool) else None
+        return spec_from_history(named)
+    except HistoryError as error:
+        raise CheckInputError(f"{history}:{start.line}: {error}") from None
 
 
 # ---------------------------------------------------------------- without matplotlib
