@@ -33,7 +33,9 @@ class RestSettings:
     `connect_url` is the address peers and load balancers use (published as the member's
     `api_url`); empty means the local listening address. `username` set: every write (PATCH,
     PUT, POST, DELETE) needs HTTP Basic auth with `username`/`password`. `switchover_timeout_s`
-    None: wait ttl + loop_wait of the current configuration for a switchover to finish.
+    None: wait ttl + loop_wait of the current configuration for a switchover to finish. The
+    connection limits (`request_deadline_s`, `max_pending`, `max_workers`, `fast_workers`) are
+    explained at the top of pgha.agent.rest_server.
     """
 
     listen_host: str = "127.0.0.1"
@@ -41,11 +43,21 @@ class RestSettings:
     connect_url: str = ""
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    request_timeout_s: float = 10.0
+    request_timeout_s: float = 10.0  # writing an answer
+    request_deadline_s: float = 10.0  # a whole request (head and body) arrives within this
+    max_pending: int = 256  # connections whose request is still arriving (no thread each)
+    max_workers: int = 16  # handlers running at once in the general lane (beyond: 503)
+    fast_workers: int = 4  # threads of the fast lane (health checks, /patroni, /metrics)
     max_body_b: int = 64 * 1024
     command_timeout_s: float = 120.0
     switchover_timeout_s: float | None = None
     poll_interval_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if min(self.request_timeout_s, self.request_deadline_s) <= 0:
+            raise ValueError("the REST request timeout and deadline must be > 0")
+        if min(self.max_pending, self.max_workers, self.fast_workers) < 1:
+            raise ValueError("the REST API needs at least one connection and one worker per lane")
 
 
 def no_config_error() -> str | None:

@@ -263,12 +263,13 @@ class Nodes:
         *,
         config: dict[str, Any] | None = None,
         auth: tuple[str, str] | None = AUTH,
+        sink: RecordingSink | None = None,
         **overrides: Any,
     ) -> Node:
         status = status or status_of("primary")
         box: dict[str, Any] = {"status": status, "now": NOW}
         admin = MemoryAdmin(status.cluster or cluster_view(), config)
-        sink, inbox = RecordingSink(), FailsafeInbox(lambda: box["now"])
+        sink, inbox = sink or RecordingSink(), FailsafeInbox(lambda: box["now"])
         user, password = auth if auth is not None else (None, None)
         options = {"switchover_timeout_s": 1.0, "poll_interval_s": 0.05, **overrides}
         rest = RestSettings(listen_port=0, username=user, password=password, **options)
