@@ -4,14 +4,20 @@
 # line of a bad value and keeps the JSON document that is written to `/config`. Safety rule (the
 # timing rule of pgha/engine/config.py): `loop_wait + 2 * retry_timeout <= ttl` is enforced by
 # `adjust_timeouts`, and any change it makes is reported as a warning, never applied silently.
+# PostgreSQL parameters are checked against the installed server's own catalogue of settings
+# (pg_params.py: type, unit, range, enum value, libraries; parameters pgha sets itself refused),
+# so a value that would keep PostgreSQL from starting never reaches `/config` from the file or
+# from `pgha ctl edit-config`.
 """`bootstrap.dcs` / `/config`, and `bootstrap.initdb`."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pgha.agent import pg_catalogue, pg_params
 from pgha.agent.config_model import AgentConfigError, BootstrapConfig, DcsConfig, Scalar
 from pgha.agent.config_values import checked, options, scalar_mapping, string_list
 from pgha.engine.config import ConfigError, DynamicConfig, parse_dynamic_config
@@ -66,13 +72,7 @@ LIFTED_KEYS = (
 )
 DCS_POSTGRESQL_KEYS = ("parameters", "pg_hba", "use_slots", *LIFTED_KEYS)
 DCS_POSTGRESQL_UNSUPPORTED = {"pg_ident": _LATER, "recovery_conf": _LATER}
-MANAGED_PARAMETERS = {
-    "port": "pgha sets it from postgresql.listen",
-    "listen_addresses": "pgha sets it from postgresql.listen",
-    "unix_socket_directories": "pgha sets it from postgresql.socket_dir",
-    "data_directory": "pgha sets it from postgresql.data_dir",
-    "hba_file": "pgha writes pg_hba.conf in data_dir from pg_hba",
-}
+MANAGED_PARAMETERS = pg_params.MANAGED
 INITDB_FORBIDDEN = {
     "pgdata": "pgha passes postgresql.data_dir",
     "username": "pgha passes the superuser from postgresql.authentication",
@@ -93,6 +93,9 @@ BOOTSTRAP_UNSUPPORTED = {
     "pg_hba": "set bootstrap.dcs.postgresql.pg_hba",
 }
 _DEFAULTS = DynamicConfig()
+# bootstrap.dcs.postgresql.parameters of the file being parsed (in this thread), checked against
+# the server's catalogue once the postgresql section has said where the server is.
+_BOOTSTRAP = threading.local()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +104,65 @@ class _PgSection:
     parameters: Mapping[str, Scalar] = field(default_factory=FrozenDict)
     pg_hba: tuple[str, ...] = ()
     lifted: Mapping[str, Node] = field(default_factory=FrozenDict)
+    warnings: tuple[str, ...] = ()
+
+
+def _same(a: object, b: object) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def pg_parameters(
+    node: Node, unchanged: Mapping[str, object] | None = None, later: list[Node] | None = None
+) -> FrozenDict[Scalar]:
+    """PostgreSQL parameters: scalars, none that pgha sets itself, each taken by the installed
+    server (pg_params.check against its catalogue; only the form when it cannot be read).
+
+    A value equal to the one in `unchanged` (what `/config` already holds) is not checked again.
+    With `later`, only the form is checked now and `node` is appended to `later`.
+    """
+    found = scalar_mapping(node, {})
+    assert isinstance(node.value, dict)  # scalar_mapping refused anything else
+    if later is not None:
+        later.append(node)
+    for name, child in node.value.items():
+        if unchanged is not None and _same(unchanged.get(name), found[name]):
+            continue
+        catalogue = pg_catalogue.active() if later is None else None
+        problem = pg_params.check(catalogue, name, found[name])
+        if problem is not None:
+            raise Problem(
+                line=child.line,
+                field=child.field,
+                expected=problem.expected,
+                got=problem.got,
+                hint=problem.hint,
+            )
+    return found
+
+
+def check_bootstrap_parameters() -> None:
+    """Check `bootstrap.dcs.postgresql.parameters` of the file being parsed against the catalogue
+    now in use: `bootstrap` puts them aside because the `postgresql` section, parsed after it,
+    says which server is installed (its bin_dir).
+
+    Raises:
+        Problem: the first parameter that server would refuse, at its line.
+    """
+    pending: list[Node] = getattr(_BOOTSTRAP, "parameters", None) or []
+    _BOOTSTRAP.parameters = []
+    for node in pending:
+        pg_parameters(node)
+
+
+def unchecked_warning(parameters: Mapping[str, object]) -> tuple[str, ...]:
+    """A warning when `parameters` could only be checked by type (no catalogue here)."""
+    if not parameters or pg_catalogue.active() is not None:
+        return ()
+    return (
+        "postgresql.parameters were checked by type only: the settings catalogue of the "
+        f"installed PostgreSQL cannot be read here ({pg_catalogue.unavailable()}); each agent "
+        "skips a value its PostgreSQL refuses, with a warning in its log",
+    )
 
 
 def bootstrap(node: Node | None) -> BootstrapConfig:
@@ -112,7 +174,9 @@ def bootstrap(node: Node | None) -> BootstrapConfig:
     if dcs_node is None:
         dcs_node = Node({}, node.line, child_field(node.field, "dcs"))
     initdb_node = fields.get("initdb")
-    dcs = dcs_config(dcs_node)
+    later: list[Node] = []
+    _BOOTSTRAP.parameters = later
+    dcs = dcs_config(dcs_node, later=later)
     return BootstrapConfig(
         dcs_raw=dcs.raw,
         dynamic=dcs.dynamic,
@@ -123,14 +187,21 @@ def bootstrap(node: Node | None) -> BootstrapConfig:
     )
 
 
-def parse_dcs_config(raw: Mapping[str, object], source: str = "<dcs /config>") -> DcsConfig:
+def parse_dcs_config(
+    raw: Mapping[str, object],
+    source: str = "<dcs /config>",
+    stored: Mapping[str, object] | None = None,
+) -> DcsConfig:
     """Check a dynamic configuration read as JSON (e.g. the DCS `/config` key).
+
+    PostgreSQL parameters whose value is the same in `stored` (the configuration it replaces)
+    are not checked against the catalogue again.
 
     Raises:
         AgentConfigError: with `line` 0 and the offending key as `field`.
     """
     try:
-        return dcs_config(_tree(raw, ROOT))
+        return dcs_config(_tree(raw, ROOT), _stored_parameters(stored))
     except Problem as found:
         raise AgentConfigError(
             path=source,
@@ -140,6 +211,14 @@ def parse_dcs_config(raw: Mapping[str, object], source: str = "<dcs /config>") -
             got=found.got,
             hint=found.hint,
         ) from None
+
+
+def _stored_parameters(stored: Mapping[str, object] | None) -> Mapping[str, object] | None:
+    if stored is None:
+        return None
+    section = stored.get("postgresql")
+    parameters = section.get("parameters") if isinstance(section, Mapping) else None
+    return parameters if isinstance(parameters, Mapping) else {}
 
 
 def _tree(value: object, field_path: str) -> Node:
@@ -153,8 +232,11 @@ def _tree(value: object, field_path: str) -> Node:
     return Node(value, 0, field_path)
 
 
-def dcs_config(node: Node) -> DcsConfig:
-    """A dynamic configuration mapping, checked by the engine's parser with lines kept."""
+def dcs_config(
+    node: Node, unchanged: Mapping[str, object] | None = None, later: list[Node] | None = None
+) -> DcsConfig:
+    """A dynamic configuration mapping, checked by the engine's parser with lines kept
+    (PostgreSQL parameters: see `pg_parameters` for `unchanged` and `later`)."""
     fields = checked(node, DCS_KEYS, DCS_UNSUPPORTED)
     raw: dict[str, Any] = {}
     flat: dict[str, object] = {}
@@ -162,7 +244,7 @@ def dcs_config(node: Node) -> DcsConfig:
     pg = _PgSection()
     for key, child in fields.entries.items():
         if key == "postgresql":
-            pg = _dcs_postgresql(child)
+            pg = _dcs_postgresql(child, unchanged, later)
             raw[key] = pg.raw
         elif key in ("slots", "ignore_slots"):
             raw[key] = _slots(key, child)
@@ -183,7 +265,7 @@ def dcs_config(node: Node) -> DcsConfig:
         dynamic=dynamic,
         parameters=pg.parameters,
         pg_hba=pg.pg_hba,
-        warnings=timing_warnings(flat, dynamic),
+        warnings=timing_warnings(flat, dynamic) + pg.warnings,
     )
 
 
@@ -202,21 +284,27 @@ def _dynamic(flat: Mapping[str, object], origin: Mapping[str, Node], node: Node)
         raise problem(origin.get(err.key, node), err.expected) from None
 
 
-def _dcs_postgresql(node: Node) -> _PgSection:
+def _dcs_postgresql(
+    node: Node, unchanged: Mapping[str, object] | None, later: list[Node] | None
+) -> _PgSection:
     fields = checked(node, DCS_POSTGRESQL_KEYS, DCS_POSTGRESQL_UNSUPPORTED)
     raw: dict[str, Any] = {}
     parameters: Mapping[str, Scalar] = FrozenDict()
     pg_hba: tuple[str, ...] = ()
     for key, child in fields.entries.items():
         if key == "parameters":
-            raw[key] = parameters = scalar_mapping(child, MANAGED_PARAMETERS)
+            raw[key] = parameters = pg_parameters(child, unchanged, later)
         elif key == "pg_hba":
             raw[key] = pg_hba = string_list(child, "a list of pg_hba.conf lines")
         else:
             raw[key] = boolean(child)
     lifted = {key: child for key, child in fields.entries.items() if key in LIFTED_KEYS}
     return _PgSection(
-        raw=FrozenDict(raw), parameters=parameters, pg_hba=pg_hba, lifted=FrozenDict(lifted)
+        raw=FrozenDict(raw),
+        parameters=parameters,
+        pg_hba=pg_hba,
+        lifted=FrozenDict(lifted),
+        warnings=unchecked_warning(parameters) if later is None else (),
     )
 
 

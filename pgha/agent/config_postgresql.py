@@ -2,13 +2,16 @@
 # callbacks run. Safety rules: cluster-wide settings (use_pg_rewind, remove_data_directory_*) are
 # refused here, so every member applies the same value from `/config`; parameters pgha sets itself
 # (port, listen_addresses, socket and data directories) are refused, so a file can never make
-# PostgreSQL listen somewhere other than the address published to peers; callbacks are argument
+# PostgreSQL listen somewhere other than the address published to peers, and every parameter is
+# checked against the settings catalogue of the server in `bin_dir` (pg_params.py), so a value it
+# would refuse is a configuration error, not a server that cannot start; callbacks are argument
 # lists, never shell strings.
 """Parser for the `postgresql` section."""
 
 from __future__ import annotations
 
-from pgha.agent.config_dcs import MANAGED_PARAMETERS
+from pgha.agent import pg_catalogue
+from pgha.agent.config_dcs import check_bootstrap_parameters, pg_parameters
 from pgha.agent.config_model import (
     CallbacksConfig,
     HostPort,
@@ -30,7 +33,6 @@ from pgha.agent.config_values import (
     optional,
     options,
     required,
-    scalar_mapping,
     string_list,
 )
 from pgha.scenario._errors import Problem
@@ -111,19 +113,21 @@ def postgresql(node: Node, restapi_listen: HostPort) -> PostgresqlConfig:
     _check_ports(fields, listen, restapi_listen)
     socket_dir = optional(fields, "socket_dir", absolute_path, DEFAULT_SOCKET_DIR)
     _check_socket(fields, socket_dir, listen.port)
+    bin_dir = optional(fields, "bin_dir", absolute_path, DEFAULT_BIN_DIR)
+    os_user = optional(fields, "os_user", lambda n: name(n, "an operating-system user"), None)
+    pg_catalogue.use(bin_dir, os_user)  # parameters are checked against this server's settings
+    check_bootstrap_parameters()
     return PostgresqlConfig(
         listen=listen,
         connect_address=connect_address(fields, listen),
         data_dir=absolute_path(required(fields, "data_dir", "an absolute path")),
-        bin_dir=optional(fields, "bin_dir", absolute_path, DEFAULT_BIN_DIR),
+        bin_dir=bin_dir,
         socket_dir=socket_dir,
-        os_user=optional(fields, "os_user", lambda n: name(n, "an operating-system user"), None),
+        os_user=os_user,
         authentication=_authentication(
             required(fields, "authentication", "a mapping with superuser and replication")
         ),
-        parameters=optional(
-            fields, "parameters", lambda n: scalar_mapping(n, MANAGED_PARAMETERS), FrozenDict()
-        ),
+        parameters=optional(fields, "parameters", pg_parameters, FrozenDict()),
         pg_hba=optional(fields, "pg_hba", lambda n: string_list(n, "a list of pg_hba lines"), ()),
         create_replica_methods=methods,
         basebackup=optional(fields, "basebackup", lambda n: options(n, BASEBACKUP_FORBIDDEN), ()),

@@ -2,9 +2,10 @@
 # changes are pure values (an `EditPlan`: an optional replacement, then merge patches in order),
 # so a lost compare-and-set simply redoes the same plan on the configuration read again.
 # Safety rules: a new configuration is checked as a whole with the agent's own parser
-# (`parse_dcs_config`) before anything is written, and it is written only by compare-and-set on
-# the version it was computed from, so a concurrent change (by another operator or the REST API)
-# is merged, never silently overwritten.
+# (`parse_dcs_config`, PostgreSQL parameters against the installed server's catalogue of
+# settings) before anything is written, and it is written only by compare-and-set on the version
+# it was computed from, so a concurrent change (by another operator or the REST API) is merged,
+# never silently overwritten.
 """Edit plans for `/config` (--set, --pg, --apply, --replace, editor), diffs and the CAS write."""
 
 from __future__ import annotations
@@ -159,11 +160,14 @@ def config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
     return "".join(lines)
 
 
-def check_config(raw: Mapping[str, Any]) -> DcsConfig:
+def check_config(raw: Mapping[str, Any], stored: Mapping[str, Any] | None = None) -> DcsConfig:
     """Check a whole configuration with the agent's parser.
 
     An empty configuration is refused like the REST API's `PUT /config {}`: it would silently
-    reset every setting to its default.
+    reset every setting to its default. PostgreSQL parameters are checked against the settings
+    catalogue of the PostgreSQL installed here (the agent configuration's `bin_dir`), as the REST
+    API does, except those whose value `stored` (the configuration being changed) already holds;
+    without a catalogue (no server installed here) the result carries a warning saying so.
 
     Raises:
         CtlError: exit 2 with the parser's message (key, what was expected, what was found).
@@ -174,7 +178,7 @@ def check_config(raw: Mapping[str, Any]) -> DcsConfig:
             "keep at least one key (e.g. ttl), or change keys with --set"
         )
     try:
-        return parse_dcs_config(raw, SOURCE)
+        return parse_dcs_config(raw, SOURCE, stored)
     except AgentConfigError as exc:
         raise usage_error(f"invalid configuration: {exc}") from None
 
@@ -209,7 +213,7 @@ def store_config(
         new = change(copy.deepcopy(raw))
         if new == raw:
             return Outcome.UNCHANGED, raw
-        checked = check_config(new)
+        checked = check_config(new, raw)
         confirm(raw, new, checked)
         if admin.replace_config(new, version):
             return Outcome.WRITTEN, new

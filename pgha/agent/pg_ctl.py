@@ -2,12 +2,16 @@
 # recovery before pg_rewind. Safety rules: every wait is bounded by pg_ctl_timeout_s; a stop is
 # confirmed by postmaster.pid (a fast stop that does not finish in time escalates to an immediate
 # one, so a demotion cannot leave a writable primary behind); a start that times out while the
-# postmaster lives is "starting", not a failure (the engine times primary starts itself).
+# postmaster lives is "starting", not a failure (the engine times primary starts itself); the
+# server's stderr always goes to a file (by default <data_dir>/log/postgresql.log, see
+# pg_settings.SERVER_LOG), and a failed start's error carries the last lines written during that
+# start (PostgreSQL's own complaint), passwords scrubbed.
 """Process control of the local PostgreSQL: start, stop, reload, promote, crash recovery."""
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -21,6 +25,9 @@ from pgha.agent.pg_state import PmStatus, postgres_alive, postmaster
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1
+TAIL_LINES = 20  # of the server's log in a failed start's error
+TAIL_MAX_B = 4000
+TAIL_READ_B = 64 * 1024
 
 
 class ControlError(Exception):
@@ -41,22 +48,24 @@ def start(settings: PgSettings, user: OsUser) -> None:
     """pg_ctl start, waiting up to pg_ctl_timeout_s for connections (no-op when up).
 
     Raises:
-        ControlError: the postmaster is not alive afterwards.
+        ControlError: the postmaster is not alive afterwards; the message ends with the last
+            lines the server wrote to its log during this start (its own complaint).
     """
     if is_up(settings):
         return
     remove_stale_lock_files(settings)
-    _prepare_paths(settings, user)
+    log_file = _prepare_paths(settings, user)
+    offset_b = _size_b(log_file)
     args = ["start", "-w", "-t", str(max(1, round(settings.pg_ctl_timeout_s)))]
     # Always -l: without it the postmaster would inherit (and hold open) our output pipes.
-    args += ["-l", settings.log_file or "/dev/null"]
+    args += ["-l", log_file]
     done = _pg_ctl(settings, user, *args)
     if done.ok:
         return
     if is_up(settings):
         log.warning("PostgreSQL is still starting after %.0f s", settings.pg_ctl_timeout_s)
         return
-    raise ControlError(done.detail() + _log_tail(settings))
+    raise ControlError(settings.scrub(done.detail() + log_tail(log_file, offset_b)))
 
 
 def remove_stale_lock_files(settings: PgSettings) -> None:
@@ -76,29 +85,52 @@ def remove_stale_lock_files(settings: PgSettings) -> None:
             lock.unlink(missing_ok=True)
 
 
-def _prepare_paths(settings: PgSettings, user: OsUser) -> None:
-    # The server writes its socket and pg_ctl its log file as the OS user: create them for it.
+def _prepare_paths(settings: PgSettings, user: OsUser) -> str:
+    """Create the socket directory and the log file as the OS user; the file for `pg_ctl -l`.
+
+    The default log (under the data directory) is created only in a data directory that holds a
+    cluster: an empty one must stay empty for initdb and pg_basebackup.
+    """
+    log_file = Path(settings.server_log)
     try:
         socket_dir = Path(settings.socket_dir)
         if not socket_dir.exists():
             socket_dir.mkdir(mode=0o755, parents=True)
             user.chown(socket_dir)
-        if settings.log_file is not None and not Path(settings.log_file).exists():
-            log_file = Path(settings.log_file)
-            log_file.parent.mkdir(parents=True, exist_ok=True)
-            log_file.touch(mode=0o640)
+        if settings.log_file is None and not (Path(settings.data_dir) / "PG_VERSION").exists():
+            return os.devnull
+        if not log_file.parent.exists():
+            log_file.parent.mkdir(mode=0o700, parents=True)
+            user.chown(log_file.parent)
+        if not log_file.exists():
+            log_file.touch(mode=0o600 if settings.log_file is None else 0o640)
             user.chown(log_file)
     except OSError as error:
         log.warning("cannot prepare the socket directory or log file: %s", error)
+    return str(log_file)
 
 
-def _log_tail(settings: PgSettings) -> str:
-    if settings.log_file is None:
-        return ""
+def _size_b(path: str) -> int:
     try:
-        return "; log: " + Path(settings.log_file).read_text(errors="replace")[-1000:]
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def log_tail(path: str, offset_b: int) -> str:
+    """`; PostgreSQL's log (<path>): <last lines>` of what was written after `offset_b` ("" if
+    nothing): at most TAIL_LINES lines and TAIL_MAX_B bytes, the newest kept."""
+    try:
+        with open(path, "rb") as handle:
+            size_b = os.fstat(handle.fileno()).st_size
+            start_b = offset_b if offset_b <= size_b else 0  # truncated or replaced meanwhile
+            handle.seek(max(start_b, size_b - TAIL_READ_B))
+            data = handle.read(TAIL_READ_B)
     except OSError:
         return ""
+    lines = data.decode(errors="replace").strip().splitlines()[-TAIL_LINES:]
+    text = "\n".join(lines)[-TAIL_MAX_B:]
+    return f"; PostgreSQL's log ({path}):\n{text}" if text else ""
 
 
 def stop(settings: PgSettings, user: OsUser, *, immediate: bool) -> None:

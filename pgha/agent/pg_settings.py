@@ -9,11 +9,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 ParamValue = str | int | float | bool
 
 KNOWN_REPLICA_METHODS = frozenset({"basebackup", "pgbackrest"})  # the built-in methods
+# The server's log when no log file is configured, under the data directory: `log/` is where
+# PostgreSQL's own logging collector writes by default (log_directory), so it is where operators
+# look, and it lives and dies with the data it describes. pg_basebackup and pg_rewind copy it like
+# any file (a new replica starts with its source's log; pg_ctl appends to it), so a failed start
+# reports only what was written after the start began (pg_ctl.py).
+SERVER_LOG = ("log", "postgresql.log")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,7 +102,7 @@ class PgSettings:
     clone_timeout_s: float = 3600.0  # one replica creation method (pg_basebackup, restore, ...)
     os_user: str | None = None
     socket_dir: str = "/var/run/postgresql"
-    log_file: str | None = None  # the server's stderr (pg_ctl -l); None: discarded
+    log_file: str | None = None  # the server's stderr (pg_ctl -l); None: SERVER_LOG in data_dir
     cluster_name: str = ""
     use_slots: bool = True
     connect_timeout_s: float = 2.0
@@ -105,6 +112,11 @@ class PgSettings:
     def port(self) -> int:
         """The port clients on this machine connect to."""
         return self.connect_port if self.connect_port is not None else self.listen_port
+
+    @property
+    def server_log(self) -> str:
+        """Where the server's stderr goes: `log_file`, else `<data_dir>/log/postgresql.log`."""
+        return self.log_file or str(Path(self.data_dir, *SERVER_LOG))
 
     def program(self, name: str) -> str:
         """The path of a PostgreSQL program (pg_ctl, initdb, ...)."""

@@ -1,7 +1,8 @@
 # The REST API's write endpoints other than switchover: the dynamic configuration (PATCH as a JSON
 # merge patch, PUT as a replacement), operator commands for the loop (restart, reinitialize,
 # reload) and the failsafe heartbeat. Safety rules: a configuration is validated as a whole, with
-# the engine's own parser, before it is stored, and it is stored only by compare-and-set on the
+# the engine's own parser and PostgreSQL parameters against the installed server's catalogue of
+# settings (pg_params.py), before it is stored, and it is stored only by compare-and-set on the
 # version it was merged from (a concurrent change is never overwritten); commands go through the
 # CommandSink, so they run between two loop cycles and never race the loop; a node that holds the
 # leader lock refuses a failsafe heartbeat (two leaders must never both believe they lead).
@@ -9,9 +10,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pgha.agent import pg_catalogue, pg_params
 from pgha.agent.admin import Command
 from pgha.agent.rest_common import (
     Field,
@@ -38,6 +41,9 @@ EMPTY_PUT = (
     "(every key to keep), or PATCH /config with the keys to change (null deletes one)"
 )
 RESTART_ROLES = {"primary": "primary", "master": "primary", "replica": "replica", "any": "any"}
+_UNCHECKED_WARNED: dict[str, str] = {}  # the reason last logged for unchecked parameters
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- /config
 
@@ -55,34 +61,66 @@ def merge_patch(target: object, patch: object) -> object:
     return merged
 
 
-def _is_scalar(value: object) -> bool:
-    return isinstance(value, str | int | float | bool)
-
-
 def _is_string_list(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(line, str) for line in value)
 
 
-def _check_postgresql(section: object) -> None:
-    # Values are never echoed: parameters may hold secrets.
+def _parameters_of(raw: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    section = raw.get("postgresql") if raw is not None else None
+    parameters = section.get("parameters") if isinstance(section, dict) else None
+    return parameters if isinstance(parameters, dict) else {}
+
+
+def _same(a: object, b: object) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _check_parameters(parameters: Mapping[str, Any], stored: Mapping[str, Any]) -> None:
+    # Only what the request changes: a value already stored (even one an agent skips because it
+    # was written past this door) must not block an unrelated change.
+    changed = {k: v for k, v in parameters.items() if not _same(stored.get(k), v)}
+    catalogue = pg_catalogue.active() if changed else None
+    if changed and catalogue is None:
+        _warn_unchecked()
+    for name, value in changed.items():
+        problem = pg_params.check(catalogue, str(name), value)
+        if problem is not None:
+            raise HttpError(400, problem.message())
+
+
+def _warn_unchecked() -> None:
+    reason = pg_catalogue.unavailable() or "unknown reason"
+    if _UNCHECKED_WARNED.get("reason") != reason:
+        _UNCHECKED_WARNED["reason"] = reason
+        log.warning(
+            "PostgreSQL parameters are checked by type only: the settings catalogue of the "
+            "installed server cannot be read (%s); every agent still skips a value its "
+            "PostgreSQL refuses",
+            reason,
+        )
+
+
+def _check_postgresql(section: object, stored: Mapping[str, Any]) -> None:
+    # Values of string parameters are never echoed: parameters may hold secrets (pg_params).
     if not isinstance(section, dict):
         raise HttpError(400, "postgresql: expected a mapping")
     parameters = section.get("parameters", {})
     if not isinstance(parameters, dict):
         raise HttpError(400, "postgresql.parameters: expected a mapping")
-    for name, value in parameters.items():
-        if not _is_scalar(value):
-            raise HttpError(400, f"postgresql.parameters.{name}: expected a scalar value")
+    _check_parameters(parameters, stored)
     for key in ("pg_hba", "pg_ident"):
         if key in section and not _is_string_list(section[key]):
             raise HttpError(400, f"postgresql.{key}: expected a list of strings")
 
 
-def validate_config(raw: Mapping[str, Any]) -> None:
+def validate_config(raw: Mapping[str, Any], before: Mapping[str, Any] | None = None) -> None:
     """Refuse a configuration the engine would not accept, or a malformed `postgresql` section.
 
     The engine's parser bounds every value from below and above (e.g. ttl 3..3600 s, below
     etcd's largest lease), so nothing an agent cannot use is ever written to the DCS.
+    PostgreSQL parameters that differ from `before` (the stored configuration) are checked
+    against the installed server's catalogue of settings (type, unit, range, enum value,
+    libraries), and parameters pgha sets itself are refused.
 
     Raises:
         HttpError: 400 with the ConfigError's message: the key, what is allowed, what was sent.
@@ -94,7 +132,7 @@ def validate_config(raw: Mapping[str, Any]) -> None:
     except (ValueError, TypeError, OverflowError) as exc:
         raise HttpError(400, f"invalid configuration ({type(exc).__name__})") from None
     if "postgresql" in raw:
-        _check_postgresql(raw["postgresql"])
+        _check_postgresql(raw["postgresql"], _parameters_of(before))
 
 
 def _store_config(ctx: RestContext, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Reply:
@@ -102,7 +140,7 @@ def _store_config(ctx: RestContext, change: Callable[[dict[str, Any]], dict[str,
     for _ in range(CAS_ATTEMPTS):
         raw, version = ctx.admin.raw_config()
         updated = change(raw)
-        validate_config(updated)
+        validate_config(updated, raw)
         if version is not None and updated == raw:
             return json_reply(200, updated)
         if ctx.admin.replace_config(updated, version):
