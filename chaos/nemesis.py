@@ -131,7 +131,7 @@ class Nemesis:
         **extra: Any,
     ) -> None:
         params = {k: v for k, v in jsonable(spec.params).items() if v is not None}
-        label = spec.label or f"{spec.kind.value} {','.join(hosts)}".strip()
+        label = spec.label_for(tuple(hosts))
         self._record(
             t_mono, "fault", phase=phase, fault=spec.kind.value, targets=list(hosts),
             params=params, id=fid, label=label, **extra,
@@ -154,7 +154,7 @@ class Nemesis:
         applied = Applied(id=fid, spec=spec, hosts=hosts, start_mono=t_applied, undo=undo)
         if spec.kind not in (FaultKind.SWITCHOVER, FaultKind.FAILOVER):  # recorded when answered
             self._record_fault("start", t_applied, spec, fid, hosts)
-        if undo is not None:
+        if undo is not None and spec.undone_at_end:  # written data stays without `for`
             with self._lock:
                 self.active.append(applied)
         return applied

@@ -3,7 +3,8 @@
 # chaos/nemesis_ops.py, and returns the hosts it hit, how to undo it (on those same hosts) and the
 # host monotonic time it was in force on all of them. Safety rule protected: `for:` undoes exactly
 # what was done (the same hosts, the same rules, the clock as it was), and a fault that cannot be
-# applied raises Skip, so it is recorded as skipped instead of silently doing nothing.
+# applied raises Skip, so it is recorded as skipped instead of silently doing nothing. The appliers
+# of `config` and `etcd_put` (written data rather than broken machines) are in nemesis_writes.py.
 """Appliers: FaultSpec -> real actions, per fault kind."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from chaos.configs import uses_faketime
 from chaos.nemesis_ops import ActionError, RestAnswer, Skip
+from chaos.nemesis_writes import apply_config, apply_etcd_put
 from chaos.netrules import drop_rules, loss_rules, partition_pairs
 from pgha.operator_history import ACCEPTED, FAILED, operator_fields, outcome_of_status
 from pgha.scenario import EtcdAction, FaultKind, FaultSpec, PauseWhat
@@ -320,4 +322,6 @@ APPLY: dict[FaultKind, Callable[[Nemesis, FaultSpec, int], Result]] = {
     FaultKind.DISK_FULL: _disk_full,
     FaultKind.SWITCHOVER: _switchover,
     FaultKind.FAILOVER: _failover,
+    FaultKind.CONFIG: apply_config,
+    FaultKind.ETCD_PUT: apply_etcd_put,
 }

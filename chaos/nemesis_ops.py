@@ -266,14 +266,17 @@ class Ops:
         answer = self.rest_answer(node, path, body)
         return answer.sent, answer.status
 
-    def rest_answer(self, node: str, path: str, body: Mapping[str, Any]) -> RestAnswer:
-        """POST a JSON body with the REST credentials; the whole answer, and when it came."""
+    def rest_answer(
+        self, node: str, path: str, body: Mapping[str, Any] | None, method: str = "POST"
+    ) -> RestAnswer:
+        """Send a JSON body (None: none) with the REST credentials: POST, or `method` (PATCH
+        /config, GET /config); the whole answer, and when it came."""
         user, password = self.cluster.rest_auth
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         request = urllib.request.Request(
             self.cluster.rest_url(node) + path,
-            data=json.dumps(dict(body)).encode(),
-            method="POST",
+            data=None if body is None else json.dumps(dict(body)).encode(),
+            method=method,
             headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
         )
         sent = time.monotonic()

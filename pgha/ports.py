@@ -79,6 +79,10 @@ class Dcs(Protocol):
         """
         ...
 
+    def expire_leader_key(self, version: int) -> bool:
+        """Delete the leader key if it is still at `version`; False when the CAS lost."""
+        ...
+
     def write_sync(
         self, leader: str | None, standbys: frozenset[str], quorum: int, version: int | None
     ) -> bool:

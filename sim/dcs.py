@@ -7,11 +7,15 @@
 # taken by an atomic create and renewed by a compare-and-set on its mod revision. The `config` key
 # normally holds a parsed DynamicConfig; anything else (a JSON document an operator or a fault
 # wrote) goes through the engine's parser, and a bad value keeps the last good configuration,
-# exactly as the real agent does (pgha/agent/etcd_codec.py `absorb_config`): never a crash.
+# exactly as the real agent does (pgha/agent/etcd_codec.py `absorb_config`): never a crash. Any
+# other key may hold a raw value, as `etcdctl put` writes it (bytes, or anything that is not what
+# the simulated agents write there): it is decoded by the real agent's codec, garbage included. A
+# leader key written without a lease reads as unleased, as in etcd.
 """The simulated etcd client: the engine's DCS port as SimPy generators."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import replace
 from functools import partial
@@ -19,6 +23,8 @@ from typing import Any
 
 import simpy
 
+from pgha.agent.etcd_codec import ConfigMemory, decode_cluster, json_object
+from pgha.agent.etcd_codec import Entry as RawEntry
 from pgha.engine.config import ConfigError, DynamicConfig, parse_dynamic_config
 from pgha.engine.values import (
     ClusterView,
@@ -30,7 +36,7 @@ from pgha.engine.values import (
     SyncKey,
 )
 from pgha.ports import DcsError
-from sim.etcd import CompareFailed, EtcdCluster, Snapshot
+from sim.etcd import CompareFailed, Entry, EtcdCluster, Snapshot
 from sim.net import Network, Unreachable
 from sim.world import World
 
@@ -46,6 +52,8 @@ def config_of(value: object, last_good: DynamicConfig) -> tuple[DynamicConfig, s
     """
     if isinstance(value, DynamicConfig):
         return value, None, ""
+    if isinstance(value, bytes):
+        value = json_object(value)
     if not isinstance(value, Mapping):
         return last_good, "config: not a JSON object", "config"
     try:
@@ -60,9 +68,79 @@ def view_of(
     """The engine's ClusterView from one read of the key space.
 
     `fallback_config` is used while there is no `config` key; `last_good` (default: the fallback)
-    when the key holds a value the engine's parser refuses.
+    when the key holds a value the engine's parser refuses. Raw bytes in any key but `config`
+    are decoded by the real agent's codec.
     """
     kv = snapshot.kv
+    raw = {k: e for k, e in kv.items() if _is_raw(k, e.value)}
+    if not raw:
+        return _native_view(kv, fallback_config, last_good)
+    native = {k: e for k, e in kv.items() if k not in raw}
+    return _with_raw(_native_view(native, fallback_config, last_good), raw)
+
+
+# The type each key holds when the simulated agents write it; anything else is a raw value.
+_NATIVE: dict[str, type] = {
+    "initialize": str,
+    "leader": str,
+    "failover": FailoverKey,
+    "sync": SyncKey,
+    "history": tuple,
+    "status": int,
+    "failsafe": tuple,
+}
+
+
+def _is_raw(key: str, value: object) -> bool:
+    # `config` has its own reader (config_of); keys pgha does not read are ignored. Exact types:
+    # this runs for every key of every read.
+    native = _NATIVE.get(key)
+    if native is None:
+        if not key.startswith("members/"):
+            return False
+        native = Member
+    return type(value) is not native
+
+
+def _raw_bytes(value: object) -> bytes:
+    # What etcd would hold: bytes as they are, text as UTF-8, anything else as JSON.
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    try:
+        return json.dumps(value, default=str).encode()
+    except (TypeError, ValueError, RecursionError):
+        return str(value).encode()
+
+
+# The ClusterView fields each key decodes into (members/<name> are merged separately).
+_FIELDS = {
+    "initialize": ("initialize",),
+    "leader": ("leader",),
+    "failover": ("failover", "failover_invalid_version"),
+    "sync": ("sync",),
+    "history": ("history",),
+    "status": ("status_optime_lsn",),
+    "failsafe": ("failsafe",),
+}
+
+
+def _with_raw(view: ClusterView, raw: Mapping[str, Entry]) -> ClusterView:
+    # Raw values as etcdctl writes them, decoded exactly as the real agent decodes them.
+    entries = [
+        RawEntry(key=k, value=_raw_bytes(e.value), mod_revision=e.mod_rev, lease_id=e.lease or 0)
+        for k, e in raw.items()
+    ]
+    decoded, _ = decode_cluster(entries, ConfigMemory())
+    changes: dict[str, Any] = {f: getattr(decoded, f) for k in raw for f in _FIELDS.get(k, ())}
+    members = sorted((*view.members, *decoded.members), key=_name)
+    return replace(view, members=tuple(members), **changes)
+
+
+def _native_view(
+    kv: Mapping[str, Entry], fallback_config: DynamicConfig, last_good: DynamicConfig | None
+) -> ClusterView:
     leader = kv.get("leader")
     failover = kv.get("failover")
     sync = kv.get("sync")
@@ -70,7 +148,13 @@ def view_of(
     members = sorted((e.value for k, e in kv.items() if k.startswith("members/")), key=_name)
     return ClusterView(
         initialize=kv["initialize"].value if "initialize" in kv else None,
-        leader=None if leader is None else LeaderKey(holder=leader.value, version=leader.mod_rev),
+        leader=(
+            None
+            if leader is None
+            else LeaderKey(
+                holder=leader.value, version=leader.mod_rev, leased=leader.lease is not None
+            )
+        ),
         members=tuple(members),
         failover=None if failover is None else replace(failover.value, version=failover.mod_rev),
         sync=SyncKey() if sync is None else replace(sync.value, version=sync.mod_rev),
@@ -88,6 +172,14 @@ def view_of(
 
 def _name(member: Member) -> str:
     return member.name
+
+
+def _history_lines(entry: Entry) -> tuple[HistoryEntry, ...]:
+    # A raw value (written by hand) is read as the agent reads it: unreadable lines dropped.
+    if _is_raw("history", entry.value):
+        return _with_raw(ClusterView(), {"history": entry}).history
+    lines: tuple[HistoryEntry, ...] = entry.value
+    return lines
 
 
 def _deliver(watch: simpy.Event) -> None:
@@ -124,6 +216,7 @@ class SimDcs:
         self.unbounded_retries = unbounded_retries
         self.max_term = 0
         self.lease: int | None = None
+        self.lease_ttl_s = 0.0  # the ttl `lease` was granted with
         self._watch: simpy.Event | None = None
         self._read_revision = 0  # the revision of our latest read: a watch starts after it
         cluster.key_watchers.append(self._key_changed)
@@ -224,9 +317,11 @@ class SimDcs:
     # ---------------------------------------------------------------- leases
 
     def _lease(self, cluster: EtcdCluster) -> int:
-        # Our lease, kept alive; a new one if it expired (its keys are gone with it).
-        if self.lease is None or not cluster.keepalive(self.lease):
-            self.lease = cluster.grant(self.config.ttl_s)
+        # Our lease, kept alive; a new one if it expired (its keys are gone with it) or the ttl
+        # changed (as the agent does: pgha/agent/etcd.py `_renew_lease`).
+        ttl_s = self.config.ttl_s
+        if self.lease is None or self.lease_ttl_s != ttl_s or not cluster.keepalive(self.lease):
+            self.lease, self.lease_ttl_s = cluster.grant(ttl_s), ttl_s
         return self.lease
 
     # ---------------------------------------------------------------- the port's operations
@@ -271,7 +366,11 @@ class SimDcs:
             if entry is None or entry.mod_rev != version or entry.value != self.host:
                 return LockResult.CAS_FAILED
             lease = self.lease
-            if lease is None or not c.keepalive(lease) or entry.lease != lease:
+            if lease is None or entry.lease not in (lease, None):
+                return LockResult.CAS_FAILED
+            if self.lease_ttl_s != self.config.ttl_s:
+                lease = self._lease(c)  # a changed ttl: the key moves to a new lease
+            elif not c.keepalive(lease):
                 return LockResult.CAS_FAILED
             c.put("leader", self.host, lease)
             return LockResult.OK
@@ -289,6 +388,13 @@ class SimDcs:
                 c.delete("leader")
 
         yield from self._write(op)
+
+    def expire_leader_key(self, version: int) -> Gen:
+        def op(c: EtcdCluster) -> bool:
+            entry = c.kv.get("leader")
+            return entry is not None and entry.mod_rev == version and c.delete("leader")
+
+        return (yield from self._write(op))
 
     def write_sync(
         self, leader: str | None, standbys: frozenset[str], quorum: int, version: int | None
@@ -313,7 +419,7 @@ class SimDcs:
     def append_history(self, entry: HistoryEntry) -> Gen:
         def op(c: EtcdCluster) -> None:
             old = c.kv.get("history")
-            lines: tuple[HistoryEntry, ...] = old.value if old is not None else ()
+            lines: tuple[HistoryEntry, ...] = () if old is None else _history_lines(old)
             if all(line.timeline != entry.timeline for line in lines):
                 c.put("history", (*lines, entry))
 
@@ -331,6 +437,11 @@ class SimDcs:
     def write_failover(self, key: FailoverKey) -> Gen:
         """Operator: write the failover key (switchover or failover), as patronictl does."""
         yield from self._write(lambda c: c.put("failover", key))
+
+    def transact(self, op: Callable[[EtcdCluster], Any]) -> Gen:
+        """One raw transaction on this connection, for the REST API's `/config` writes (read,
+        then compare-and-set): `op` runs at the etcd leader, as the agent's own writes do."""
+        return (yield from self._write(op))
 
     def update_member(self, member: Member) -> Gen:
         yield from self._write(lambda c: c.put(f"members/{member.name}", member, self._lease(c)))

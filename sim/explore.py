@@ -45,6 +45,7 @@ from pgha.checks import CheckReport, FactsCollector, run_checks
 from pgha.history import HistoryWriter, encode_event, iter_history, parse_event
 from pgha.report import write_report
 from pgha.scenario import (
+    STAYS_WITHOUT_FOR,
     ClockFault,
     DiskFullFault,
     EtcdAction,
@@ -73,6 +74,7 @@ from pgha.scenario import (
     dump_scenario,
     load_scenario,
 )
+from sim.explore_draws_ops import draw_config, draw_etcd_put
 from sim.run import Simulation, build, run
 
 if TYPE_CHECKING:
@@ -242,6 +244,8 @@ def draw_fault(space: Space, draw: Draw, kind: FaultKind, at_s: float | None = N
     undoable = kind not in ONE_OFF and not (
         isinstance(params, ClockFault) and params.jump_s is not None
     )
+    if kind in STAYS_WITHOUT_FOR and draw.integer(0, 3) == 0:
+        undoable = False  # one written change in four stays to the end (no `for`)
     for_s = draw_for(space, draw, kind, at) if undoable else None
     return FaultSpec(at_s=at, kind=kind, params=params, for_s=for_s)
 
@@ -404,6 +408,8 @@ DRAW_PARAMS: Mapping[FaultKind, Callable[[Space, Draw], FaultParams]] = MappingP
         FaultKind.DISK_FULL: _disk_full,
         FaultKind.SWITCHOVER: _switchover,
         FaultKind.FAILOVER: _failover,
+        FaultKind.CONFIG: draw_config,
+        FaultKind.ETCD_PUT: draw_etcd_put,
     }
 )
 

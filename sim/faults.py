@@ -2,7 +2,8 @@
 # applied: the targets are resolved when the fault fires (a role such as `primary` means the node
 # PostgreSQL really runs as primary on at that moment), and `for:` undoes the fault on the same
 # hosts it hit. A fault that cannot be applied (no primary to kill, say) is recorded as skipped
-# with the reason, never silently dropped (DESIGN.md, "Faults, as really applied").
+# with the reason, never silently dropped (DESIGN.md, "Faults, as really applied"). Operator
+# requests (switchover, failover, config) and raw etcd writes are in sim/faults_ops.py.
 """Applying and undoing scenario faults in the simulated world."""
 
 from __future__ import annotations
@@ -13,16 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from pgha.engine.operator import refusal
-from pgha.engine.values import FailoverKey
+from pgha.engine.values import FailoverKey, SyncKey
 from pgha.loop import jsonable
-from pgha.operator_history import ACCEPTED, FAILED, REFUSED, operator_fields, outcome_of_status
-from pgha.ports import DcsError
 from pgha.scenario import (
     ClockFault,
+    ConfigFault,
     DiskFullFault,
     EtcdAction,
     EtcdFault,
+    EtcdPutFault,
     FailoverFault,
     FaultKind,
     FaultSpec,
@@ -40,11 +40,9 @@ from pgha.scenario import (
     Target,
     TargetRole,
 )
+from sim import faults_ops as ops
 from sim.clock import WALL_EPOCH_S
-from sim.net import Latency, Unreachable
-from sim.node import DCS_UNAVAILABLE, Refused
-
-OPERATOR_TIMEOUT_S = 30.0  # as the chaos harness waits for an agent's REST API to answer
+from sim.net import Latency
 
 if TYPE_CHECKING:
     from sim.node import SimNode
@@ -96,7 +94,7 @@ class FaultInjector:
             return
         applied = Applied(fault_id, spec, hosts, undo)
         self._record("start", spec, fault_id, hosts)
-        if undo is None:
+        if undo is None or not spec.undone_at_end:
             return
         # Still in force until its `for` ends, a `heal` (network faults), or the end of the run.
         self.active.append(applied)
@@ -125,7 +123,7 @@ class FaultInjector:
         self, phase: str, spec: FaultSpec, fault_id: int, hosts: tuple[str, ...], **extra: Any
     ) -> None:
         params = {k: v for k, v in jsonable(spec.params).items() if v is not None}
-        label = spec.label or f"{spec.kind.value} {','.join(hosts)}".strip()
+        label = spec.label_for(hosts)
         self.world.record(
             "fault",
             phase=phase,
@@ -164,7 +162,8 @@ class FaultInjector:
 
     def _sync_standby(self, etcd: bool) -> str | None:
         entry = self.sim.etcd.kv.get("sync")
-        standbys = sorted(entry.value.standbys) if entry is not None else []
+        value = None if entry is None else entry.value  # raw bytes (etcd_put): no standby
+        standbys = sorted(value.standbys) if isinstance(value, SyncKey) else []
         return self._rng.choice(standbys) if standbys else self._replica(etcd)
 
     def _etcd_leader(self, _: bool) -> str | None:
@@ -373,86 +372,6 @@ def _disk_full(f: FaultInjector, p: DiskFullFault) -> tuple[tuple[str, ...], Und
     return tuple(n.name for n in nodes), _each(nodes, lambda n: n.pg.disk_full(False))
 
 
-@dataclass(frozen=True, slots=True)
-class _Request:
-    """One operator request: the endpoint, the key it would write, the fault that made it."""
-
-    kind: str  # "switchover" or "failover"
-    key: FailoverKey
-    fault_id: int
-
-
-def _operator(f: FaultInjector, request: _Request, ask: tuple[str, ...]) -> None:
-    f.env.process(_write_failover(f, request, ask))
-
-
-def _first(f: FaultInjector, node: str) -> tuple[str, ...]:
-    """Every database node, `node` first: the order an operator asks their REST APIs in."""
-    return (node, *(n for n in f.sim.scenario.node_names if n != node))
-
-
-def _write_failover(f: FaultInjector, request: _Request, ask: tuple[str, ...]) -> Gen:
-    # As `pgha ctl`, patronictl and the chaos harness do: POST to the agents' REST APIs in turn
-    # (the leader first) until one answers; it checks the request against one read of the
-    # cluster, writes the key and wakes its own loop, or answers 503 when it cannot reach etcd.
-    # When no agent answers at all, the operator reads and writes etcd directly (only a loop that
-    # comes round then sees the key); with etcd unreachable too, the request fails. Every way
-    # ends in one `operator` event.
-    for name in ask:
-        node = f.sim.nodes[name]
-        handler = node.operator_handler(name, request.key)
-        try:
-            answer = yield from f.sim.net.call(f.sim.ctl.host, name, handler, OPERATOR_TIMEOUT_S)
-        except (Unreachable, Refused):
-            continue
-        if answer.error == DCS_UNAVAILABLE:
-            f.world.record("dcs_error", node="ctl", op="write_failover", via=name)
-        outcome = outcome_of_status(answer.status)
-        _answered(f, request, outcome, answer.status, answer.error, name)
-        return
-    yield from _write_directly(f, request)
-
-
-def _write_directly(f: FaultInjector, request: _Request) -> Gen:
-    ctl = f.sim.ctl
-    try:
-        view = yield from ctl.read_view()
-        why = refusal(view, request.key, now_wall=f.sim.clocks[ctl.host].wall(f.env.now))
-        if why is None:
-            yield from ctl.write_failover(request.key)
-    except DcsError:
-        f.world.record("dcs_error", node="ctl", op="write_failover")
-        _answered(f, request, FAILED, None, "unreachable", None)
-        return
-    if why is None:
-        _answered(f, request, ACCEPTED, None, None, None)
-    else:
-        _answered(f, request, REFUSED, None, why.value, None)
-
-
-def _answered(
-    f: FaultInjector,
-    request: _Request,
-    outcome: str,
-    status: int | None,
-    error: str | None,
-    via: str | None,
-) -> None:
-    key = request.key
-    fields = operator_fields(
-        request=request.kind,
-        fault_id=request.fault_id,
-        leader=key.leader,
-        candidate=key.candidate,
-        scheduled=key.scheduled_at_wall is not None,
-        outcome=outcome,
-        status=status,
-        error=error,
-        via=via,
-    )
-    f.world.record("operator", node="ctl", **fields)
-
-
 def _switchover(f: FaultInjector, p: SwitchoverFault) -> tuple[tuple[str, ...], Undo | None]:
     leader = f.one(p.leader) if p.leader is not None else f._primary(False)
     if leader is None:
@@ -460,15 +379,25 @@ def _switchover(f: FaultInjector, p: SwitchoverFault) -> tuple[tuple[str, ...], 
     candidate = f.one(p.candidate) if p.candidate is not None else None
     at = None if p.scheduled_at_s is None else WALL_EPOCH_S + p.scheduled_at_s
     key = FailoverKey(leader=leader, candidate=candidate, scheduled_at_wall=at)
-    _operator(f, _Request("switchover", key, f.firing_id), _first(f, leader))
+    ops.ask(f, ops.Request("switchover", key, f.firing_id), ops.first(f, leader))
     return tuple(h for h in (leader, candidate) if h), None
 
 
 def _failover(f: FaultInjector, p: FailoverFault) -> tuple[tuple[str, ...], Undo | None]:
     candidate = f.one(p.candidate)
-    request = _Request("failover", FailoverKey(candidate=candidate), f.firing_id)
-    _operator(f, request, _first(f, candidate))
+    request = ops.Request("failover", FailoverKey(candidate=candidate), f.firing_id)
+    ops.ask(f, request, ops.first(f, candidate))
     return (candidate,), None
+
+
+def _config(f: FaultInjector, p: ConfigFault) -> tuple[tuple[str, ...], Undo | None]:
+    return ops.change_config(f, p)
+
+
+def _etcd_put(f: FaultInjector, p: EtcdPutFault) -> tuple[tuple[str, ...], Undo | None]:
+    if f.sim.etcd.leader is None:
+        raise Skip("etcd has no leader: a put cannot commit")
+    return ops.put_raw(f, p)
 
 
 APPLY: dict[FaultKind, Applier] = {
@@ -486,4 +415,6 @@ APPLY: dict[FaultKind, Applier] = {
     FaultKind.DISK_FULL: _disk_full,
     FaultKind.SWITCHOVER: _switchover,
     FaultKind.FAILOVER: _failover,
+    FaultKind.CONFIG: _config,
+    FaultKind.ETCD_PUT: _etcd_put,
 }

@@ -181,6 +181,8 @@ class NodePeers:
 
     def _probe(self, name: str) -> Gen:
         node = self.node
+        if name not in node.registry:  # a name from a garbage /failsafe: no such host
+            return PeerStatus(name=name, reachable=False)
         try:
             body = yield from node.net.call(
                 node.name, name, node.rest_handler(name, "/patroni"), PEER_TIMEOUT_S
@@ -197,6 +199,8 @@ class NodePeers:
 
     def _post(self, name: str) -> Gen:
         node = self.node
+        if name not in node.registry:  # no such host answers
+            return False
         try:
             return (
                 yield from node.net.call(

@@ -81,6 +81,9 @@ class LocalDcs:
     def release_lock(self, version: int | None) -> None:
         self.etcd.release_lock(version)
 
+    def expire_leader_key(self, version: int) -> bool:
+        return self.etcd.expire_leader_key(version)
+
     def write_sync(
         self, leader: str | None, standbys: frozenset[str], quorum: int, version: int | None
     ) -> bool:
@@ -295,6 +298,9 @@ def _rest_settings(cfg: AgentConfig) -> RestSettings:
         username=None if auth is None else auth.username,
         password=None if auth is None else auth.password,
         request_timeout_s=cfg.restapi.request_timeout_s,
+        request_deadline_s=cfg.restapi.request_deadline_s,
+        max_pending=cfg.restapi.max_pending,
+        max_workers=cfg.restapi.max_workers,
     )
 
 

@@ -76,6 +76,9 @@ class RestApiConfig:
     connect_address: HostPort
     authentication: Credentials | None = None
     request_timeout_s: float = 5.0
+    request_deadline_s: float = 10.0  # the server's bounds: see pgha.agent.rest_server
+    max_pending: int = 256
+    max_workers: int = 16
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

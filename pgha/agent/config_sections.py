@@ -36,7 +36,16 @@ from pgha.scenario._units import Sign
 from pgha.scenario._yaml import Node, boolean, integer, items, mapping, problem, suggest, text
 
 CREDENTIAL_KEYS = ("username", "password")
-RESTAPI_KEYS = ("listen", "connect_address", "authentication", "request_timeout")
+RESTAPI_KEYS = (
+    "listen",
+    "connect_address",
+    "authentication",
+    "request_timeout",
+    "request_deadline",
+    "max_pending_connections",
+    "max_workers",
+)
+MAX_REST_CONNECTIONS = 65536  # beyond any file-descriptor limit an agent runs with
 _TLS = "HTTPS/TLS is not supported yet: pgha talks plain http on a trusted network"
 RESTAPI_UNSUPPORTED = dict.fromkeys(
     ("certfile", "keyfile", "keyfile_password", "cafile", "verify_client", "ciphers"), _TLS
@@ -81,7 +90,17 @@ def restapi(node: Node) -> RestApiConfig:
         connect_address=connect_address(fields, listen),
         authentication=optional(fields, "authentication", credentials, None),
         request_timeout_s=optional(fields, "request_timeout", duration, 5.0),
+        request_deadline_s=optional(fields, "request_deadline", duration, 10.0),
+        max_pending=optional(fields, "max_pending_connections", _connections, 256),
+        max_workers=optional(fields, "max_workers", _connections, 16),
     )
+
+
+def _connections(node: Node) -> int:
+    count = integer(node, 1)
+    if count > MAX_REST_CONNECTIONS:
+        raise problem(node, f"an integer from 1 to {MAX_REST_CONNECTIONS}")
+    return count
 
 
 def etcd3(node: Node) -> EtcdConfig:

@@ -34,6 +34,7 @@ from pgha.agent.ctl_config import (
     store_config,
 )
 from pgha.agent.ctl_render import (
+    dcs_warning_lines,
     history_table,
     members_table,
     render,
@@ -81,7 +82,7 @@ def cmd_list(ctl: Ctl, args: argparse.Namespace) -> int:
         extended=bool(getattr(args, "extended", False)),
     )
     ctl.console.echo(render(table, ctl.fmt))
-    for line in config_error_lines(documents):
+    for line in (*dcs_warning_lines(view), *config_error_lines(documents)):
         ctl.console.warn(line)
     return 0
 

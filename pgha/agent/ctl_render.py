@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from pgha.agent.rest_read import cluster_document
-from pgha.engine.values import ClusterView
+from pgha.engine.values import ClusterView, sysid_valid
 
 FORMATS = ("pretty", "json", "yaml")
 MB = 1024 * 1024
@@ -170,6 +170,27 @@ def footer_lines(info: ClusterInfo) -> tuple[str, ...]:
             if value is not None:
                 text += f"\n{label:>24}: {value}"
         out.append(text)
+    return tuple(out)
+
+
+def dcs_warning_lines(view: ClusterView) -> tuple[str, ...]:
+    """`warning:` lines for keys the table cannot show: a leader key held by a name that is no
+    member (the table would show no leader at all), and values the leader repairs."""
+    out = []
+    leader = view.leader
+    if leader is not None and view.member(leader.holder) is None:
+        text = f"warning: the leader key is held by {leader.holder!r}, which is not a member"
+        if not leader.leased:
+            text += " (it has no lease: the agents delete it once it is unchanged for ttl)"
+        out.append(text)
+    init = view.initialize
+    if init and not sysid_valid(init):
+        out.append(
+            f"warning: /initialize holds {init!r}, which is no system identifier"
+            " (the leader rewrites it)"
+        )
+    if view.failover_invalid_version is not None:
+        out.append("warning: /failover holds no valid request (the leader deletes it)")
     return tuple(out)
 
 

@@ -4,6 +4,8 @@
 # read: bug zoo 1) and a connectivity problem is a DcsError within retry_timeout (bug zoo 5). The
 # lease is granted with ttl rounded up, so it never expires before the engine's timing rule
 # (loop_wait + 2 * retry_timeout <= ttl) and the watchdog (ttl - safety_margin) assume it does.
+# A leader key without a lease (never an agent's) is deleted only by a compare-and-set on the mod
+# revision the engine saw unchanged for ttl, so any rewrite in between wins.
 """The etcd v3 DCS of the real agent (pgha.ports.Dcs), Patroni-compatible key layout."""
 
 from __future__ import annotations
@@ -239,6 +241,15 @@ class EtcdDcs:
             compare.append(cmp_modified(key, revision))
         self._session.txn(compare, [op_delete(key)], what="release_lock")
         self._leader_revision = None
+
+    def expire_leader_key(self, version: int) -> bool:
+        """Delete `leader` if still at `version` (a key without a lease that nobody renewed);
+        False when the compare-and-set lost (someone wrote the key since)."""
+        key = self._key(LEADER)
+        answer = self._session.txn(
+            [cmp_modified(key, version)], [op_delete(key)], what="expire_leader_key"
+        )
+        return bool(answer.succeeded)
 
     # ------------------------------------------------------------------ Dcs: other keys
 

@@ -1,18 +1,22 @@
 # Safety rule: a malformed value in one key must never hide the others or crash the loop (a crash
-# would stop lock renewal). Each key decodes on its own; a bad one is skipped (or, for `/config`,
-# the last good configuration is kept and the error reported; for `/sync`, a bad value is read as
-# "active with no electable standby", so it can never let an unsynchronised replica promote).
-# Versions are etcd mod revisions, so every write the engine makes can be a compare-and-set on
-# the snapshot it decided on (bug zoo 4). Pure functions: no I/O.
+# would stop lock renewal). Each key decodes on its own, and an exception in one (whatever it is)
+# leaves that key as if unreadable: skipped, or for `/config`, the last good configuration kept and
+# the error reported; for `/sync`, a bad value is read as "active with no electable standby", so it
+# can never let an unsynchronised replica promote; a `/failover` that is no valid request is no
+# request, and its version is passed on for the leader to delete it. The leader key says whether it
+# has a lease (agents always write it on one). Versions are etcd mod revisions, so every write the
+# engine makes can be a compare-and-set on the snapshot it decided on (bug zoo 4). No I/O.
 """Patroni-compatible JSON encoding and decoding of the cluster's etcd keys."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pgha
 from pgha.engine.config import ConfigError, DynamicConfig, parse_dynamic_config
@@ -27,6 +31,8 @@ from pgha.engine.values import (
     SyncKey,
     Tags,
 )
+
+log = logging.getLogger(__name__)
 
 INITIALIZE = "initialize"
 LEADER = "leader"
@@ -88,23 +94,48 @@ def decode_cluster(
     by_key = {entry.key: entry for entry in entries}
     config_entry = by_key.get(CONFIG)
     memory = absorb_config(config_entry, memory)
+    failover_entry = by_key.get(FAILOVER)
+    failover = _guarded(_failover, failover_entry, None)
     view = ClusterView(
-        initialize=_text(by_key.get(INITIALIZE)),
-        leader=_leader(by_key.get(LEADER)),
+        initialize=_guarded(_text, by_key.get(INITIALIZE), None),
+        leader=_guarded(_leader, by_key.get(LEADER), None),
         members=tuple(
             member
             for key, entry in sorted(by_key.items())
-            if key.startswith(MEMBERS) and (member := decode_member(entry)) is not None
+            if key.startswith(MEMBERS)
+            and (member := _guarded(decode_member, entry, None)) is not None
         ),
-        failover=_failover(by_key.get(FAILOVER)),
-        sync=_sync(by_key.get(SYNC)),
-        history=_history(by_key.get(HISTORY)),
-        status_optime_lsn=_status(by_key.get(STATUS)),
-        failsafe=_failsafe(by_key.get(FAILSAFE)),
+        failover=failover,
+        sync=_sync_of(by_key.get(SYNC)),
+        history=_guarded(_history, by_key.get(HISTORY), ()),
+        status_optime_lsn=_guarded(_status, by_key.get(STATUS), None),
+        failsafe=_guarded(_failsafe, by_key.get(FAILSAFE), None),
         config=memory.config,
         config_version=None if config_entry is None else config_entry.mod_revision,
+        failover_invalid_version=(
+            failover_entry.mod_revision if failover_entry is not None and failover is None else None
+        ),
     )
     return view, memory
+
+
+_T = TypeVar("_T")
+_D = TypeVar("_D")
+
+
+def _guarded(decode: Callable[[Entry], _T], entry: Entry | None, default: _D) -> _T | _D:
+    """`decode(entry)`, or `default` when the entry is absent or decoding it raised anything.
+
+    Defence in depth: the decoders below do not raise on any input known; an exception they
+    did not foresee must still not stop the loop (nor hide the other keys).
+    """
+    if entry is None:
+        return default
+    try:
+        return decode(entry)
+    except Exception:  # any value an operator can write must be survivable
+        log.warning("etcd key %r: unreadable value ignored", entry.key, exc_info=True)
+        return default
 
 
 def absorb_config(entry: Entry | None, memory: ConfigMemory) -> ConfigMemory:
@@ -126,39 +157,42 @@ def absorb_config(entry: Entry | None, memory: ConfigMemory) -> ConfigMemory:
 
 def json_object(value: bytes) -> dict[str, Any] | None:
     """The JSON object in `value`, or None when it is not one."""
-    try:
-        decoded = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
-        return None
+    decoded = _json(value)
     return decoded if isinstance(decoded, dict) else None
 
 
 def _json(value: bytes) -> Any:
+    """The JSON value in `value`; None when it is none (too deep, too long a number, not UTF-8)."""
     try:
         return json.loads(value)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 
-def _text(entry: Entry | None) -> str | None:
-    return None if entry is None else entry.value.decode("utf-8", errors="replace")
+def _text(entry: Entry) -> str:
+    return entry.value.decode("utf-8", errors="replace")
 
 
-def _leader(entry: Entry | None) -> LeaderKey | None:
-    holder = _text(entry)
-    if entry is None or holder is None:
-        return None
-    return LeaderKey(holder=holder, version=entry.mod_revision)
+def _leader(entry: Entry) -> LeaderKey:
+    # Any text is a holder's name; a name that is no member is still a holder (nobody else may
+    # take the key). Without a lease (lease 0) it is no agent's: see LeaderKey.
+    return LeaderKey(holder=_text(entry), version=entry.mod_revision, leased=entry.lease_id != 0)
+
+
+_DECIMAL = re.compile(r"-?[0-9]+")
 
 
 def _int(value: object) -> int | None:
-    """An int from JSON (ints only, or a decimal string); None otherwise."""
+    """An int from JSON (ints only, or a decimal string of ASCII digits); None otherwise."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
+    if isinstance(value, str) and _DECIMAL.fullmatch(text := value.strip()):
+        try:
+            return int(text)
+        except ValueError:  # more digits than Python converts
+            return None
     return None
 
 
@@ -227,9 +261,20 @@ def _optional_name(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _failover(entry: Entry | None) -> FailoverKey | None:
-    document = None if entry is None else json_object(entry.value)
-    if entry is None or document is None:
+def _failover(entry: Entry) -> FailoverKey | None:
+    """A valid request; None when the value is none (decode_cluster passes its version on).
+
+    Valid: a JSON object naming a leader or a candidate (strings), with a readable schedule if
+    any. Patroni would read `{}` or `[]` as "switch over to anyone"; pgha never writes that, and
+    garbage must not move the primary, so it is no request.
+    """
+    document = json_object(entry.value)
+    if document is None:
+        return None
+    leader, candidate = document.get("leader"), document.get("member")
+    if not all(value is None or isinstance(value, str) for value in (leader, candidate)):
+        return None
+    if not (leader or candidate):
         return None
     scheduled = document.get("scheduled_at")
     scheduled_at_wall = None
@@ -238,8 +283,8 @@ def _failover(entry: Entry | None) -> FailoverKey | None:
         if scheduled_at_wall is None:
             return None  # an unreadable schedule must not turn into "now"
     return FailoverKey(
-        leader=_optional_name(document.get("leader")),
-        candidate=_optional_name(document.get("member")),
+        leader=_optional_name(leader),
+        candidate=_optional_name(candidate),
         scheduled_at_wall=scheduled_at_wall,
         version=entry.mod_revision,
     )
@@ -251,14 +296,18 @@ def parse_timestamp(value: object) -> float | None:
         return None
     try:
         moment = datetime.fromisoformat(value.strip())
-    except ValueError:
+        return None if moment.tzinfo is None else moment.timestamp()
+    except (ValueError, OverflowError, OSError):
         return None
-    return None if moment.tzinfo is None else moment.timestamp()
 
 
-def _sync(entry: Entry | None) -> SyncKey:
+def _sync_of(entry: Entry | None) -> SyncKey:
     if entry is None:
         return SyncKey()
+    return _guarded(_sync, entry, SyncKey(leader="", version=entry.mod_revision))
+
+
+def _sync(entry: Entry) -> SyncKey:
     document = json_object(entry.value)
     blocked = SyncKey(leader="", version=entry.mod_revision)  # see the module comment
     if document is None:
@@ -282,8 +331,8 @@ def _names(value: object) -> frozenset[str] | None:
     return None
 
 
-def _history(entry: Entry | None) -> tuple[HistoryEntry, ...]:
-    lines = None if entry is None else _json(entry.value)
+def _history(entry: Entry) -> tuple[HistoryEntry, ...]:
+    lines = _json(entry.value)
     if not isinstance(lines, list):
         return ()
     out = []
@@ -305,13 +354,13 @@ def decode_history_line(line: object) -> HistoryEntry | None:
     return HistoryEntry(timeline=timeline, switch_lsn=switch_lsn, new_leader=new_leader)
 
 
-def _status(entry: Entry | None) -> int | None:
-    document = None if entry is None else json_object(entry.value)
+def _status(entry: Entry) -> int | None:
+    document = json_object(entry.value)
     return None if document is None else _int(document.get("optime"))
 
 
-def _failsafe(entry: Entry | None) -> tuple[str, ...] | None:
-    document = None if entry is None else json_object(entry.value)
+def _failsafe(entry: Entry) -> tuple[str, ...] | None:
+    document = json_object(entry.value)
     return None if document is None else tuple(str(name) for name in document)
 
 

@@ -4,8 +4,11 @@
 # cluster's dynamic configuration, then local overrides, and last what the agent must control itself
 # (addresses, synchronous_standby_names, primary_conninfo, archiving).
 # Safety rules: a replica always has wal_log_hints on (so pg_rewind can reconcile it later) and
-# enough WAL senders and slots; the replication password is in a 0600 passfile, never in a conf
-# file.
+# enough WAL senders and slots; a server that starts in recovery gets the hot-standby parameters
+# at least at its control file's values (PostgreSQL refuses to start a standby below the primary's
+# settings, so a lowered max_connections must not strand a replica restarted before the primary:
+# Patroni's effective_configuration); the replication password is in a 0600 passfile, never in a
+# conf file.
 """Render and write postgresql.conf, pg_hba.conf, the passfile and standby.signal."""
 
 from __future__ import annotations
@@ -43,6 +46,15 @@ DEFAULTS: Mapping[str, ParamValue] = {
     "password_encryption": "scram-sha-256",
 }
 MINIMUMS: Mapping[str, int] = {"max_wal_senders": 10, "max_replication_slots": 10}
+# The hot-standby parameters: their pg_controldata field, and PostgreSQL's default (the value in
+# effect when the configuration does not set one).
+HOT_STANDBY_FIELDS: Mapping[str, tuple[str, int]] = {
+    "max_connections": ("max_connections setting", 100),
+    "max_worker_processes": ("max_worker_processes setting", 8),
+    "max_wal_senders": ("max_wal_senders setting", 10),
+    "max_prepared_transactions": ("max_prepared_xacts setting", 0),
+    "max_locks_per_transaction": ("max_locks_per_xact setting", 64),
+}
 _AGENT_OWNED = frozenset(
     {
         "listen_addresses",
@@ -70,6 +82,7 @@ class ConfInputs:
     upstream: ConnTarget | None = None  # where that member listens
     ssn: SyncStandbyNames = field(default_factory=SyncStandbyNames)
     dynamic: Mapping[str, Any] = field(default_factory=dict)  # the DCS `postgresql` section
+    floors: Mapping[str, int] = field(default_factory=dict)  # recovery: control-file values
 
 
 def quote(value: ParamValue) -> str:
@@ -91,10 +104,16 @@ def render_ssn(value: SyncStandbyNames) -> str:
 
 
 def _dynamic_params(dynamic: Mapping[str, Any]) -> dict[str, ParamValue]:
+    # The cluster's parameters, checked against this server's own catalogue of settings: a value
+    # it would refuse (written to /config past the REST API's and pgha ctl's checks, e.g. with
+    # etcdctl) is left out with a warning, logged once per value, so that it can never keep
+    # PostgreSQL from starting; parameters pgha sets itself are left to _agent_owned.
+    from pgha.agent import pg_catalogue, pg_params  # imported here: this function is their seam
+
     raw = dynamic.get("parameters") or {}
     if not isinstance(raw, Mapping):
         return {}
-    return {str(k): v for k, v in raw.items() if isinstance(v, str | int | float | bool)}
+    return pg_params.usable(pg_catalogue.active(), raw)
 
 
 def use_slots(settings: PgSettings, dynamic: Mapping[str, Any]) -> bool:
@@ -105,18 +124,61 @@ def use_slots(settings: PgSettings, dynamic: Mapping[str, Any]) -> bool:
 
 def parameters(settings: PgSettings, inputs: ConfInputs) -> dict[str, ParamValue]:
     """The parameters postgresql.conf sets, in precedence order (later wins)."""
+    merged = configured_parameters(settings, inputs)
+    merged.update(raised_to_floors(merged, inputs.floors))
+    merged.update(_agent_owned(settings, inputs))
+    return merged
+
+
+def configured_parameters(
+    settings: PgSettings, inputs: ConfInputs, *, warn: bool = True
+) -> dict[str, ParamValue]:
+    """The parameters from the defaults, the cluster's and the local configuration (no floors,
+    none of the agent's own); `warn` False: ignore invalid names silently (a second look)."""
     merged: dict[str, ParamValue] = dict(DEFAULTS)
     for name, value in [*_dynamic_params(inputs.dynamic).items(), *settings.parameters.items()]:
         if not _NAME.match(name) or name in _AGENT_OWNED:
-            log.warning("ignoring parameter %r: invalid or managed by the agent", name)
+            if warn:
+                log.warning("ignoring parameter %r: invalid or managed by the agent", name)
             continue
         merged[name] = value
     for name, minimum in MINIMUMS.items():
         merged[name] = max(_as_int(merged.get(name), minimum), minimum)
     if str(merged.get("wal_level")) not in ("replica", "logical"):
         merged["wal_level"] = "replica"
-    merged.update(_agent_owned(settings, inputs))
     return merged
+
+
+def recovery_floors(controldata: Mapping[str, str]) -> dict[str, int]:
+    """The control file's values of the hot-standby parameters (those it shows as integers)."""
+    floors = {}
+    for name, (control_field, _default) in HOT_STANDBY_FIELDS.items():
+        value = _whole(controldata.get(control_field))
+        if value is not None:
+            floors[name] = value
+    return floors
+
+
+def raised_to_floors(params: Mapping[str, ParamValue], floors: Mapping[str, int]) -> dict[str, int]:
+    """The parameters whose configured value (PostgreSQL's default when unset) is below its floor,
+    raised to it. An unreadable configured value is left alone: PostgreSQL says what is wrong."""
+    raised = {}
+    for name, floor in floors.items():
+        default = HOT_STANDBY_FIELDS[name][1] if name in HOT_STANDBY_FIELDS else None
+        configured = _whole(params.get(name, default))
+        if configured is not None and configured < floor:
+            raised[name] = floor
+    return raised
+
+
+def _whole(value: object) -> int | None:
+    """An integer setting written as an int or decimal text; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = str(value).strip() if isinstance(value, str | float) else ""
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _as_int(value: ParamValue | None, default: int) -> int:

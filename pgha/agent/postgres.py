@@ -5,7 +5,8 @@
 # (never an unexpected exception), with a detail that has every configured password scrubbed out;
 # a promotion runs the pre_promote callback first and is abandoned when it refuses; a demotion
 # always stops the server before it starts again as a replica of nobody; reinit never wipes the data
-# directory before the source is known to be reachable.
+# directory before the source is known to be reachable; a server that starts in recovery gets the
+# hot-standby parameters at least at its control file's values (kept while it stays a replica).
 """PgPort: pgha.ports.Postgres on a real PostgreSQL, plus the agent's own maintenance calls."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import psycopg
 from pgha.agent import pg_backrest, pg_clone, pg_conf, pg_ctl, pg_rewind, pg_slots, pg_sql
 from pgha.agent.pg_exec import OsUser, run, wipe_data_dir
 from pgha.agent.pg_settings import ApplyResult, ConnTarget, PgSettings, parse_conn_url
-from pgha.agent.pg_state import Known, PmStatus, parse_ssn, postmaster, read
+from pgha.agent.pg_state import Known, PmStatus, controldata, parse_ssn, postmaster, read
 from pgha.engine.actions import DemoteMode
 from pgha.engine.values import Failure, PgRun, PostgresState, SyncStandbyNames
 from pgha.ports import ActionFailed
@@ -61,6 +62,8 @@ class PgPort:
         self._managed_slots: set[str] = set()
         self.clones: list[str] = []  # the method of every replica created, in order
         self._replica_tl: int | None = None  # see pg_state.Known
+        self._floors: dict[str, int] = {}  # control-file values, from the last start in recovery
+        self._raised: dict[str, int] = {}  # the parameters those floors raise now
 
     # ------------------------------------------------------------ observation
 
@@ -138,7 +141,7 @@ class PgPort:
             raise ActionFailed(Failure.PROMOTE, "the pre_promote callback refused the promotion")
         try:
             pg_ctl.promote(self._s)
-            self._following, self._upstream = None, None
+            self._following, self._upstream, self._floors = None, None, {}
             self._write_conf(standby=None)
         except _RECOVERABLE as error:
             raise self._failed(Failure.PROMOTE, error) from error
@@ -210,7 +213,8 @@ class PgPort:
                 row = pg_sql.one(conn, "SELECT count(*) FROM pg_settings WHERE pending_restart")
         except _RECOVERABLE as error:
             raise self._failed(None, error) from error
-        return ApplyResult(changed=changed, pending_restart=bool(row and row[0]))
+        pending = bool(row and row[0]) or bool(self._raised)  # as Patroni: the control file's
+        return ApplyResult(changed=changed, pending_restart=pending)  # values are in use
 
     def reload(self) -> None:
         """Rewrite the configuration files and reload a running server."""
@@ -288,16 +292,39 @@ class PgPort:
         # Write the managed files; standby None leaves the signal file as it is.
         if self._following is not None and self._upstream is None:
             self._upstream = self._resolve(self._following)
+        if standby is not None:
+            self._floors = self._recovery_floors() if standby else {}
         inputs = pg_conf.ConfInputs(
             following=self._following,
             upstream=self._upstream,
             ssn=self._ssn,
             dynamic=self._dynamic_config(),
+            floors=self._floors,
         )
+        self._note_raised(inputs, announce=bool(standby))
         changed = pg_conf.write_all(self._s, self._user, inputs)
         if standby is not None:
             pg_conf.set_standby_signal(self._s, self._user, standby=standby)
         return changed
+
+    def _recovery_floors(self) -> dict[str, int]:
+        # About to start in recovery: PostgreSQL refuses to run a standby with a hot-standby
+        # parameter below the value its control file recorded from the primary.
+        fields = controldata(self._s, self._user)
+        return {} if fields is None else pg_conf.recovery_floors(fields)
+
+    def _note_raised(self, inputs: pg_conf.ConfInputs, *, announce: bool) -> None:
+        configured = pg_conf.configured_parameters(self._s, inputs, warn=False)
+        self._raised = pg_conf.raised_to_floors(configured, inputs.floors)
+        for name, value in sorted(self._raised.items()) if announce else ():
+            log.info(
+                "%s: the control file says %d, more than the configured %s: starting the replica"
+                " with %d (pending restart)",
+                name,
+                value,
+                configured.get(name, "default"),
+                value,
+            )
 
     def _dynamic_config(self) -> Mapping[str, Any]:
         # The last good dynamic section: a failed read must not look like "no parameters".

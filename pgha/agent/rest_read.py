@@ -149,6 +149,10 @@ def cluster_document(view: ClusterView, documents: dict[str, dict[str, Any]]) ->
     document: dict[str, Any] = {"members": members}
     if view.config.pause:
         document["pause"] = True
+    leader = view.leader
+    if leader is not None and view.member(leader.holder) is None:
+        # Garbage written into the key, or a member whose key expired: say who holds it.
+        document["leader_not_a_member"] = {"name": leader.holder, "leased": leader.leased}
     failover = view.failover
     if failover is not None and failover.scheduled_at_wall is not None:
         scheduled: dict[str, Any] = {

@@ -1,6 +1,7 @@
 # Faults as really applied, the failover each primary-hitting fault led to, and the outcome of
-# every operator request (switchover, failover). A fault id starts (or is skipped) once and ends at
-# most once; anything else is a history that contradicts itself.
+# every operator request (switchover, failover, config). A fault id starts (or is skipped) once and
+# ends at most once; anything else is a history that contradicts itself. Written data (`config`,
+# `etcd_put`) is no failure of a machine: it starts no failover measurement.
 """Faults, failovers measured from them, and operator requests."""
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from pgha.history import Event
 FAILOVER_FAULT_KINDS = frozenset(
     {"kill", "partition", "pause", "kill_agent", "kill_postgres", "etcd"}
 )
+# A one-off fault the old primary may recover from in place (its agent restarts PostgreSQL as
+# primary within primary_start_timeout): its next acknowledgement answers the fault.
+RECOVERED_IN_PLACE_KINDS = frozenset({"kill_postgres"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +56,8 @@ class Failover:
     """How the cluster answered a fault that hit the primary.
 
     `outcome`: `failover` (another node acknowledged a write `failover_s` after the fault started),
-    `kept_serving` (the fault ended and the old primary acknowledged again first) or `none`.
+    `kept_serving` (the fault ended, or a crash of PostgreSQL was recovered in place, and the old
+    primary acknowledged again first) or `none`.
     """
 
     fault_id: int
@@ -84,7 +89,8 @@ class Failover:
 
 @dataclass(frozen=True, slots=True)
 class OperatorRequest:
-    """An `operator` event: a switchover or failover request and how the cluster answered."""
+    """An `operator` event: a switchover, failover or config request and how the cluster
+    answered."""
 
     t: float
     request: str
@@ -97,7 +103,11 @@ class OperatorRequest:
 
     @property
     def succeeded(self) -> bool:
-        return self.outcome == "accepted"
+        """Accepted; or, for a `config` change, answered: a change the REST API checked and
+        refused (an operator's mistake, a lost race) is the cluster doing its job."""
+        return self.outcome == "accepted" or (
+            self.request == "config" and self.outcome == "refused"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -181,7 +191,9 @@ class Faults:
             old = m.fault.primaries_at_start
             if node not in old:
                 self._resolve(fault_id, "failover", node, t)
-            elif m.t_fault_end is not None and t >= m.t_fault_end:
+            elif (m.t_fault_end is not None and t >= m.t_fault_end) or (
+                m.fault.kind in RECOVERED_IN_PLACE_KINDS and t > m.fault.t_start
+            ):
                 self._resolve(fault_id, "kept_serving", node, t)
 
     def _resolve(self, fault_id: int, outcome: str, node: str | None, t: float | None) -> None:

@@ -90,6 +90,16 @@ class ReleaseLock:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ExpireLeaderKey:
+    """Delete a leader key without a lease if it is still at `version` (compare-and-set).
+
+    Only for a key that nobody rewrote for ttl: a holder that renews changes the version and wins.
+    """
+
+    version: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Promote:
     """Run pre_promote, then promote PostgreSQL. Dropped once the lock deadline has passed."""
 
@@ -240,6 +250,7 @@ Action = (
     | AcquireLock
     | RenewLock
     | ReleaseLock
+    | ExpireLeaderKey
     | Promote
     | Demote
     | StartPostgres

@@ -15,10 +15,11 @@ from pgha.engine.actions import Action, UpdateMember
 from pgha.engine.config import DynamicConfig
 from pgha.engine.decision import Decision, Reason
 from pgha.engine.roles import Role, check_transition
-from pgha.engine.state import CycleMemo, NodeState, Pending
+from pgha.engine.state import CycleMemo, NodeState, Pending, UnleasedLeader
 from pgha.engine.values import (
     ClusterView,
     Failure,
+    LeaderKey,
     LocalConfig,
     LockResult,
     MemberRole,
@@ -179,8 +180,21 @@ def absorb(state: NodeState, obs: Observation) -> NodeState:
     if view is not None:
         changes["config"] = view.config
         changes["last_failsafe"] = view.failsafe
+        changes["unleased_leader"] = _unleased(state.unleased_leader, view.leader, obs.now_mono)
         changes.update(_leader_memory(state.name, view))
     return replace(state, **changes)
+
+
+def _unleased(
+    seen: UnleasedLeader | None, leader: LeaderKey | None, now_mono: float
+) -> UnleasedLeader | None:
+    # A leader key without a lease, timed from the first read that showed this very version: a
+    # mod revision names one write, so the same version means nobody has written the key since.
+    if leader is None or leader.leased:
+        return None
+    if seen is not None and seen.version == leader.version:
+        return seen
+    return UnleasedLeader(version=leader.version, since_mono=now_mono)
 
 
 def _start_memory(obs: Observation) -> dict[str, Any]:

@@ -34,6 +34,7 @@ class Reason(enum.Enum):
     TAKE_OVER_STANDALONE = "take_over_standalone"
     START_PRIMARY_FIRST = "start_primary_first"
     RELEASE_LOCK_NO_DATA = "release_lock_no_data"
+    UNLEASED_LEADER_EXPIRED = "unleased_leader_expired"  # a hand-written leader key, unchanged ttl
     # pause (feature 7)
     PAUSED = "paused"
     PAUSED_LEADER = "paused_leader"

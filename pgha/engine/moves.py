@@ -14,6 +14,7 @@ from pgha.engine.actions import (
     AppendHistory,
     ArmWatchdog,
     Callback,
+    ClearFailover,
     Demote,
     DemoteMode,
     DisableWatchdog,
@@ -125,6 +126,13 @@ def _bookkeeping(ctx: Ctx) -> tuple[Action, ...]:
     return tuple(out)
 
 
+def _repairs(ctx: Ctx) -> tuple[Action, ...]:
+    # A `/failover` that is no valid request is deleted (last: a lost compare-and-set stops the
+    # actions after it, and nothing else should wait for it).
+    invalid = ctx.view.failover_invalid_version
+    return () if invalid is None else (ClearFailover(version=invalid),)
+
+
 def leader_steady(
     ctx: Ctx, reason: Reason, extra: tuple[Action, ...] = (), wake_mono: float | None = None
 ) -> Decision:
@@ -143,7 +151,7 @@ def leader_steady(
     kick: tuple[Action, ...] = ()
     if arm or ctx.state.watchdog_timeout_s is not None:
         kick = (KickWatchdog(not_after_mono=ctx.lock_deadline),)
-    actions = (*arm, *kick, *_bookkeeping(ctx), *plan.actions, *extra)
+    actions = (*arm, *kick, *_bookkeeping(ctx), *plan.actions, *extra, *_repairs(ctx))
     decision = ctx.end(
         Role.PRIMARY,
         actions,

@@ -25,6 +25,7 @@ from pgha.engine.rules_leader import (
 )
 from pgha.engine.rules_lifecycle import (
     dcs_unreachable,
+    expire_unleased_leader,
     halt_on_foreign_sysid,
     no_data_directory,
     take_over_standalone,
@@ -50,6 +51,7 @@ Rule = Callable[[Ctx], Decision | None]
 RULES: tuple[Rule, ...] = (
     halt_on_foreign_sysid,
     dcs_unreachable,
+    expire_unleased_leader,
     no_data_directory,
     take_over_standalone,
     renew_lock_first,

@@ -32,9 +32,15 @@ from pgha.engine.values import FailoverKey, Failure, LockResult, PgRun
 
 
 def renew_lock_first(ctx: Ctx) -> Decision | None:
-    """The view names me: prove it with a compare-and-set before anything else this cycle."""
+    """The view names me: prove it with a compare-and-set before anything else this cycle.
+
+    A key with my name but no lease is mine only while I still hold the lock (my own key,
+    rewritten by hand): renewing puts my lease back. Otherwise it was never mine to take.
+    """
     leader, memo = ctx.view.leader, ctx.state.memo
     if leader is None or not ctx.holder_is_me or memo.renew is not None or memo.acquire is not None:
+        return None
+    if not (leader.leased or ctx.holds_lock):
         return None
     renew = (RenewLock(version=leader.version),)
     return ctx.step(ctx.role, renew, Reason.RENEW_LOCK, Pending.RENEW)

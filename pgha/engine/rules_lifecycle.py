@@ -1,9 +1,14 @@
 # Safety rule: a node acts on the cluster only with its own identity and a working DCS. A data
-# directory from another cluster halts the agent (reference row 9). When the DCS cannot be reached,
-# a primary stops accepting writes (demote offline) unless failsafe mode proves, within this cycle,
-# that every member listed in `/failsafe` still accepts it as the primary (reference row E, 2.10;
-# bug zoo 5). Bootstrap is a race on the atomic create of `initialize` (2.13); a standalone server
-# is taken over by writing its sysid only when no cluster exists yet (row 9).
+# directory from another cluster halts the agent (reference row 9), but only a value that can be a
+# system identifier names another cluster: garbage in `initialize` halts nobody, and the leader
+# rewrites it (Patroni's sysid_valid). A leader key without a lease is no live leader's (agents
+# always write it on a lease); once it has not changed for ttl on this node's own monotonic clock,
+# it is deleted by a compare-and-set on its version, so a rewrite in between wins. When the DCS
+# cannot be reached, a primary stops accepting writes (demote offline) unless failsafe mode proves,
+# within this cycle, that every member listed in `/failsafe` still accepts it as the primary
+# (reference row E, 2.10; bug zoo 5). Bootstrap is a race on the atomic create of `initialize`
+# (2.13); a standalone server is taken over by writing its sysid only when no cluster exists yet
+# (row 9).
 """Rules for identity, DCS outages, bootstrap and taking over a standalone server."""
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pgha.engine.actions import (
     CreateReplica,
     DeleteInitialize,
     DemoteMode,
+    ExpireLeaderKey,
     Halt,
     KickWatchdog,
     PostFailsafe,
@@ -25,15 +31,33 @@ from pgha.engine.decision import Decision, Reason
 from pgha.engine.moves import demote
 from pgha.engine.roles import Role
 from pgha.engine.state import Pending
-from pgha.engine.values import Failure, LockResult, PgRun
+from pgha.engine.values import Failure, LockResult, PgRun, sysid_valid
 
 
 def halt_on_foreign_sysid(ctx: Ctx) -> Decision | None:
-    """My data belongs to another cluster: stop the agent rather than touch anything."""
+    """My data belongs to another cluster: stop the agent rather than touch anything.
+
+    Only a valid-looking identifier in `initialize` is another cluster's; garbage is not.
+    """
     init, sysid = ctx.view.initialize, ctx.pg.sysid
-    if not (ctx.pg.data_present and init and sysid and sysid != init):
+    if not (ctx.pg.data_present and sysid_valid(init) and sysid and sysid != init):
         return None
     return ctx.end(ctx.role, (Halt(),), Reason.SYSID_MISMATCH)
+
+
+def expire_unleased_leader(ctx: Ctx) -> Decision | None:
+    """A leader key without a lease that nobody rewrote for ttl: delete it at its version.
+
+    A holder that still proves its lock (its own key, overwritten by hand with its name) renews
+    it instead, putting its lease back.
+    """
+    leader, seen = ctx.view.leader, ctx.state.unleased_leader
+    if leader is None or seen is None or (ctx.holder_is_me and ctx.holds_lock):
+        return None
+    if ctx.now - seen.since_mono < ctx.cfg.ttl_s:
+        return None
+    expire = (ExpireLeaderKey(version=leader.version),)
+    return ctx.end(ctx.role, expire, Reason.UNLEASED_LEADER_EXPIRED)
 
 
 def _failsafe_peers(ctx: Ctx) -> tuple[str, ...] | None:

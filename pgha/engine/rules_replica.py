@@ -48,11 +48,15 @@ def demote_without_lock(ctx: Ctx) -> Decision | None:
     return demote(ctx, DemoteMode.IMMEDIATE_NOLOCK, Reason.NOT_LOCK_HOLDER_DEMOTE)
 
 
-def _upstream(ctx: Ctx, leader: str) -> str:
-    # replicatefrom: cascade from that member while it runs, else from the leader.
+def _upstream(ctx: Ctx, leader: str) -> str | None:
+    # replicatefrom: cascade from that member while it runs, else from the leader. A holder that
+    # is no member (garbage written into the key) has nothing to stream from: keep the upstream I
+    # have, so the writes the old primary acknowledged until it demotes still reach me.
     wanted = ctx.local.tags.replicatefrom
     member = ctx.view.member(wanted)
-    return wanted if wanted and member is not None and member.running else leader
+    if wanted and member is not None and member.running:
+        return wanted
+    return leader if ctx.view.member(leader) is not None else ctx.pg.following
 
 
 def _rejoin(ctx: Ctx, leader: str) -> Rejoin:

@@ -39,6 +39,14 @@ class CycleMemo:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UnleasedLeader:
+    """A leader key without a lease, at `version`, first seen at `since_mono` (my clock)."""
+
+    version: int
+    since_mono: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeState:
     """Everything the engine remembers about itself between steps."""
 
@@ -62,6 +70,7 @@ class NodeState:
     sync_changed_mono: float | None = None  # when ssn was last changed (sync settling)
     sync_flush_lsn: int = 0  # primary flush LSN when ssn last changed
     quorum_hold_until_mono: float | None = None  # no quorum changes right after promotion
+    unleased_leader: UnleasedLeader | None = None  # the leader key has no lease (since when)
 
     def holds_lock(self, now_mono: float) -> bool:
         """True while the local lock deadline has not passed."""

@@ -93,10 +93,15 @@ class Member:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LeaderKey:
-    """The `leader` key: holder and the version a compare-and-set must match."""
+    """The `leader` key: holder and the version a compare-and-set must match.
+
+    `leased` False: the key has no lease (etcd lease 0), so it never expires by itself. An agent
+    always writes the key on its lease, so such a key was written by hand and is no live leader's.
+    """
 
     holder: str
     version: int
+    leased: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,11 +141,20 @@ class HistoryEntry:
     new_leader: str | None = None
 
 
+def sysid_valid(sysid: str | None) -> bool:
+    """A value that can be a system identifier: at least 10 ASCII digits (Patroni's rule).
+
+    initdb makes it from the time in seconds shifted left by 32 bits, so even 1 << 32 has 10
+    digits. Only such a value can name another cluster; anything else in `initialize` is garbage.
+    """
+    return sysid is not None and len(sysid) >= 10 and sysid.isascii() and sysid.isdigit()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClusterView:
     """One consistent read of the cluster's keys."""
 
-    initialize: str | None = None  # None: absent; "": bootstrap in progress; else the sysid
+    initialize: str | None = None  # None: absent; "": bootstrap running; else sysid (or garbage)
     leader: LeaderKey | None = None
     members: tuple[Member, ...] = ()
     failover: FailoverKey | None = None
@@ -150,6 +164,7 @@ class ClusterView:
     failsafe: tuple[str, ...] | None = None  # member names listed in `/failsafe`
     config: DynamicConfig = field(default_factory=DynamicConfig)
     config_version: int | None = None  # None: the `/config` key does not exist
+    failover_invalid_version: int | None = None  # a `/failover` that is no valid request
 
     @property
     def timeline(self) -> int:

@@ -22,9 +22,11 @@ from pgha.scenario._model import (
     Bridge,
     ChecksSpec,
     ClockFault,
+    ConfigFault,
     DiskFullFault,
     EtcdFault,
     EtcdPlacement,
+    EtcdPutFault,
     ExploreSpec,
     FailoverFault,
     FaultKind,
@@ -381,6 +383,21 @@ def _failover(params: FaultParams) -> Doc:
     return {"candidate": _one(params.candidate)}
 
 
+def _config(params: FaultParams) -> Doc:
+    # The patch as it is sent: numbers stay numbers (a duration string would be the operator's
+    # mistake, sent as text), lists as lists.
+    assert isinstance(params, ConfigFault)
+    out: Doc = {"patch": _plain(params.patch)}
+    if params.node is not None:
+        out["node"] = _one(params.node)
+    return out
+
+
+def _etcd_put(params: FaultParams) -> Doc:
+    assert isinstance(params, EtcdPutFault)
+    return {"key": params.key, "value": params.value}
+
+
 _PARAMS: Mapping[FaultKind, Callable[[FaultParams], Any]] = {
     FaultKind.KILL: _node_fault,
     FaultKind.RESTART: _node_fault,
@@ -396,4 +413,6 @@ _PARAMS: Mapping[FaultKind, Callable[[FaultParams], Any]] = {
     FaultKind.DISK_FULL: _disk_full,
     FaultKind.SWITCHOVER: _switchover,
     FaultKind.FAILOVER: _failover,
+    FaultKind.CONFIG: _config,
+    FaultKind.ETCD_PUT: _etcd_put,
 }

@@ -3,25 +3,36 @@
 # form (a mapping). `for` undoes a fault on the hosts it hit; it is refused where nothing can be
 # undone: heal, restart, kill_postgres (a one-off crash the agent reacts to), switchover, failover
 # and a clock jump. A fault must start before the end of the run and, with `for`, end by then.
+# An operator's `config` patch and an `etcd_put` value are the operator's mistakes to make: they
+# are checked only for being representable (JSON; text), never for being a good configuration,
+# since what the cluster does with a bad one is what such a scenario tests.
 """Parsing the `faults:` list into FaultSpecs."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from math import isfinite
 from types import MappingProxyType
+from typing import Any
 
 from pgha.scenario._errors import Problem
 from pgha.scenario._model import (
+    CLUSTER_KEYS,
+    MEMBERS_PREFIX,
     Bridge,
     ClockFault,
+    ConfigFault,
     DiskFullFault,
     EtcdAction,
     EtcdFault,
+    EtcdPutFault,
     FailoverFault,
     FaultKind,
     FaultParams,
     FaultSpec,
+    FrozenDict,
     HealFault,
     KillAgentFault,
     KillFault,
@@ -44,7 +55,16 @@ from pgha.scenario._units import (
     fraction,
     median_p99_s,
 )
-from pgha.scenario._yaml import Fields, Node, choice, items, mapping, problem, text
+from pgha.scenario._yaml import (
+    Fields,
+    Node,
+    choice,
+    items,
+    mapping,
+    problem,
+    suggest,
+    text,
+)
 
 KIND_SYNONYMS: Mapping[str, str] = MappingProxyType({"crash": "kill"})
 KIND_WORDS = tuple(kind.value for kind in FaultKind)
@@ -66,6 +86,15 @@ LOSS_KEYS = ("targets", "rate")
 LATENCY_FAULT_KEYS = ("targets", *LATENCY_KEYS)
 SWITCHOVER_KEYS = ("leader", "candidate", "at")
 FAILOVER_KEYS = ("candidate",)
+CONFIG_FAULT_KEYS = ("patch", "node")
+MEMBER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")  # a node name's syntax
+ETCD_PUT_KEYS = ("key", "value")
+PATCH_TEXT = (
+    "a non-empty mapping of /config keys to change, as PATCH /config sends it (null deletes a key)"
+)
+JSON_TEXT = "a JSON value (a string, a finite number, true, false, null, a list or a mapping)"
+KEY_TEXT = f"a cluster key: {', '.join(CLUSTER_KEYS)} or {MEMBERS_PREFIX}<name>"
+VALUE_TEXT = "the value as text (quote it: etcdctl puts bytes, e.g. value: '{\"ttl\": 20}')"
 NOT_UNDOABLE = frozenset(
     {
         FaultKind.RESTART,
@@ -355,6 +384,66 @@ def _failover(node: Node, ctx: FaultContext, at_s: float) -> FailoverFault:
     return FailoverFault(candidate=target(node, scope, many=False))
 
 
+# ---------------------------------------------------------------- operator mistakes, DCS garbage
+
+
+def _config(node: Node, ctx: FaultContext, at_s: float) -> ConfigFault:
+    if isinstance(node.value, dict) and "patch" not in node.value:
+        unknown = [key for key in node.value if key not in CONFIG_FAULT_KEYS]
+        if unknown:  # `config: {ttl: 20}`: the change goes under `patch`
+            child = node.value[unknown[0]]
+            hint = f"write config: {{patch: {{{unknown[0]}: ...}}}}"
+            raise problem(child, "one of the keys patch, node", hint)
+    fields = mapping(node, CONFIG_FAULT_KEYS)
+    patch = fields.required("patch", PATCH_TEXT)
+    if not isinstance(patch.value, dict) or not patch.value:
+        raise problem(patch, PATCH_TEXT)
+    asked = fields.get("node")
+    scope = ctx.scopes.node
+    return ConfigFault(
+        patch=json_value(patch),
+        node=None if asked is None else target(asked, scope, many=False),
+    )
+
+
+def json_value(node: Node) -> Any:
+    """A JSON value as the scenario holds it: mappings read-only, lists as tuples."""
+    value = node.value
+    if isinstance(value, dict):
+        return FrozenDict({key: json_value(child) for key, child in value.items()})
+    if isinstance(value, tuple):
+        return tuple(json_value(child) for child in value)
+    if isinstance(value, float) and not isfinite(value):
+        raise problem(node, JSON_TEXT, "JSON has no infinity or NaN")
+    if value is None or isinstance(value, str | int | float):  # bool is an int
+        return value
+    raise problem(node, JSON_TEXT, "quote it to send it as a string")
+
+
+def _etcd_put(node: Node, ctx: FaultContext, at_s: float) -> EtcdPutFault:
+    fields = mapping(node, ETCD_PUT_KEYS)
+    key = fields.required("key", KEY_TEXT)
+    value = fields.required("value", VALUE_TEXT)
+    if not isinstance(value.value, str):
+        raise problem(value, VALUE_TEXT)
+    return EtcdPutFault(key=cluster_key(key), value=value.value)
+
+
+def cluster_key(node: Node) -> str:
+    """One key under the cluster's prefix: a fixed key or `members/<name>` (any name: a member
+    key of a node that does not exist is garbage too)."""
+    word = node.value
+    if not isinstance(word, str):
+        raise problem(node, KEY_TEXT)
+    member = word.removeprefix(MEMBERS_PREFIX)
+    if word in CLUSTER_KEYS or (member != word and MEMBER_NAME.fullmatch(member)):
+        return word
+    hint = suggest(word, [*CLUSTER_KEYS, MEMBERS_PREFIX])
+    if member != word:
+        hint = "a member's name is letters, digits, '_', '.' or '-', starting with a letter"
+    raise problem(node, KEY_TEXT, hint)
+
+
 PARSERS: Mapping[FaultKind, Parser] = MappingProxyType(
     {
         FaultKind.KILL: _kill,
@@ -371,5 +460,7 @@ PARSERS: Mapping[FaultKind, Parser] = MappingProxyType(
         FaultKind.DISK_FULL: _disk_full,
         FaultKind.SWITCHOVER: _switchover,
         FaultKind.FAILOVER: _failover,
+        FaultKind.CONFIG: _config,
+        FaultKind.ETCD_PUT: _etcd_put,
     }
 )

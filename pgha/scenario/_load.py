@@ -61,6 +61,8 @@ ACCEPTED_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "latency_fault": _faults.LATENCY_FAULT_KEYS,
         "switchover_fault": _faults.SWITCHOVER_KEYS,
         "failover_fault": _faults.FAILOVER_KEYS,
+        "config_fault": _faults.CONFIG_FAULT_KEYS,
+        "etcd_put_fault": _faults.ETCD_PUT_KEYS,
     }
 )
 

@@ -9,91 +9,19 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 from pgha.engine.config import DynamicConfig
 from pgha.engine.values import Tags
 
-_V = TypeVar("_V")
-
-
-class FrozenDict(dict[str, _V]):
-    """A read-only dict. Unlike MappingProxyType it pickles (for worker processes) and passes
-    `json.dumps` as it is; every method that would change it raises TypeError."""
-
-    __slots__ = ()
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (FrozenDict, (dict(self),))
-
-    def _read_only(self) -> NoReturn:
-        raise TypeError("a scenario's mappings are read-only")
-
-    def __setitem__(self, key: str, value: _V) -> NoReturn:
-        self._read_only()
-
-    def __delitem__(self, key: str) -> NoReturn:
-        self._read_only()
-
-    def __ior__(self, other: Any) -> NoReturn:  # type: ignore[misc]
-        self._read_only()
-
-    def clear(self) -> NoReturn:
-        self._read_only()
-
-    def pop(self, *args: Any) -> NoReturn:
-        self._read_only()
-
-    def popitem(self) -> NoReturn:
-        self._read_only()
-
-    def setdefault(self, *args: Any) -> NoReturn:
-        self._read_only()
-
-    def update(self, *args: Any, **kwargs: Any) -> NoReturn:
-        self._read_only()
+# Re-exported: pgha.agent's configuration values and older imports take them from here.
+from pgha.scenario._values import FrozenDict as FrozenDict
+from pgha.scenario._values import Target as Target
+from pgha.scenario._values import TargetRole as TargetRole
 
 
 def _empty() -> Mapping[str, Any]:
     return FrozenDict()
-
-
-# ---------------------------------------------------------------- targets
-
-
-class TargetRole(enum.Enum):
-    """A role resolved by the world when the fault fires."""
-
-    PRIMARY = "primary"  # the node PostgreSQL really runs as primary on
-    REPLICA = "replica"  # one replica, chosen with the run's seeded RNG
-    SYNC_STANDBY = "sync_standby"  # a synchronous standby (a replica when there is none)
-    ETCD_LEADER = "etcd_leader"  # the etcd member that currently leads (etcd and network faults)
-    RANDOM = "random"  # one node (one etcd member for etcd faults), seeded
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Target:
-    """What a fault hits: host names, or one role; exactly one of the two."""
-
-    names: tuple[str, ...] = ()
-    role: TargetRole | None = None
-
-    def __post_init__(self) -> None:
-        if bool(self.names) == (self.role is not None):
-            raise ValueError("a Target has either names or a role")
-
-    @classmethod
-    def named(cls, *names: str) -> Target:
-        """A target of one or more host names."""
-        return cls(names=names)
-
-    @classmethod
-    def of_role(cls, role: TargetRole) -> Target:
-        """A target resolved from a role when the fault fires."""
-        return cls(role=role)
-
-    def __str__(self) -> str:
-        return self.role.value if self.role is not None else ",".join(self.names)
 
 
 # ---------------------------------------------------------------- fault parameters
@@ -116,6 +44,8 @@ class FaultKind(enum.Enum):
     DISK_FULL = "disk_full"
     SWITCHOVER = "switchover"
     FAILOVER = "failover"
+    CONFIG = "config"
+    ETCD_PUT = "etcd_put"
 
 
 class PauseWhat(enum.Enum):
@@ -276,6 +206,40 @@ class FailoverFault:
     candidate: Target
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigFault:
+    """An operator's `PATCH /config`: `patch` is the JSON merge patch as sent (a FrozenDict;
+    lists are tuples), to the REST API of `node` first (None: the nodes in order). `for` sends
+    the patch that restores the document the change replaced."""
+
+    patch: Mapping[str, Any]
+    node: Target | None = None
+
+
+# The keys under the cluster's prefix that an `etcd_put` may write (besides `members/<name>`).
+CLUSTER_KEYS = (
+    "initialize",
+    "leader",
+    "sync",
+    "failover",
+    "config",
+    "status",
+    "failsafe",
+    "history",
+)
+MEMBERS_PREFIX = "members/"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EtcdPutFault:
+    """A raw write of one cluster key, as `etcdctl put` does: `value` is the bytes (as UTF-8
+    text), with no lease and no compare. `for` puts back the value it replaced (on its lease,
+    while that lives), or deletes the key when there was none."""
+
+    key: str  # one of CLUSTER_KEYS, or members/<name>
+    value: str
+
+
 FaultParams = (
     KillFault
     | RestartFault
@@ -291,6 +255,8 @@ FaultParams = (
     | DiskFullFault
     | SwitchoverFault
     | FailoverFault
+    | ConfigFault
+    | EtcdPutFault
 )
 
 PARAMS_TYPE: Mapping[FaultKind, type[FaultParams]] = MappingProxyType(
@@ -309,6 +275,8 @@ PARAMS_TYPE: Mapping[FaultKind, type[FaultParams]] = MappingProxyType(
         FaultKind.DISK_FULL: DiskFullFault,
         FaultKind.SWITCHOVER: SwitchoverFault,
         FaultKind.FAILOVER: FailoverFault,
+        FaultKind.CONFIG: ConfigFault,
+        FaultKind.ETCD_PUT: EtcdPutFault,
     }
 )
 
@@ -332,6 +300,27 @@ class FaultSpec:
     def end_s(self) -> float | None:
         """When the fault is undone (at + for), or None when it is not."""
         return None if self.for_s is None else self.at_s + self.for_s
+
+    @property
+    def undone_at_end(self) -> bool:
+        """Whether the end of the run undoes it when it has no `for` (not for written data)."""
+        return self.for_s is not None or self.kind not in STAYS_WITHOUT_FOR
+
+    def label_for(self, hosts: tuple[str, ...]) -> str:
+        """The history's label: the fault's own, else its kind and what it hit."""
+        if self.label is not None:
+            return self.label
+        what = ",".join(hosts)
+        if isinstance(self.params, EtcdPutFault):
+            what = self.params.key
+        elif isinstance(self.params, ConfigFault):
+            what = " ".join(filter(None, (",".join(self.params.patch), what)))
+        return f"{self.kind.value} {what}".strip()
+
+
+# A change of data (a `config` change, an `etcd_put`) stays when it has no `for`: the end of the
+# run heals the network and the machines, not what an operator wrote; the cluster must cope.
+STAYS_WITHOUT_FOR = frozenset({FaultKind.CONFIG, FaultKind.ETCD_PUT})
 
 
 # ---------------------------------------------------------------- the other sections

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pgha.scenario._model import EtcdPlacement, Target, TargetRole
+from pgha.scenario._model import EtcdPlacement
+from pgha.scenario._values import Target, TargetRole
 from pgha.scenario._yaml import Node, items, problem, suggest
 
 ROLE_WORDS = frozenset(role.value for role in TargetRole)

@@ -43,6 +43,8 @@ restapi:
     username: admin
     password: rest-secret-1
   request_timeout: 3s
+  request_deadline: 4s
+  max_workers: 8
 etcd3:
   hosts: [127.0.0.1:2379, 127.0.0.1:2479]
   username: pgha
@@ -144,6 +146,9 @@ EXPECTED = {
     "restapi.connect_address": HostPort(host="127.0.0.1", port=8018),
     "restapi.authentication.password": "rest-secret-1",
     "restapi.request_timeout_s": 3.0,
+    "restapi.request_deadline_s": 4.0,
+    "restapi.max_workers": 8,
+    "restapi.max_pending": 256,
     "etcd.hosts": (HostPort(host="127.0.0.1", port=2379), HostPort(host="127.0.0.1", port=2479)),
     "etcd.password": "etcd-secret-2",
     "bootstrap.dynamic.synchronous_mode": SyncMode.QUORUM,
@@ -299,6 +304,9 @@ missing-data-dir | data_dir: /srv/pg/node1\n | | postgresql.data_dir | postgresq
 missing-replication | replication:\n      username: replicator\n      password: repl-secret-4\n | | postgresql.authentication.replication | authentication:@1 |
 missing-etcd | etcd3:\n  hosts: [127.0.0.1:2379, 127.0.0.1:2479]\n  username: pgha\n  password: etcd-secret-2\n | | etcd3 | scope: demo | etcd3
 bad-duration | request_timeout: 3s | request_timeout: fast | restapi.request_timeout | request_timeout |
+bad-workers | max_workers: 8 | max_workers: 0 | restapi.max_workers | max_workers |
+huge-workers | max_workers: 8 | max_workers: 100000 | restapi.max_workers | max_workers |
+bad-deadline | request_deadline: 4s | request_deadline: -1s | restapi.request_deadline | request_deadline |
 bad-duration-unit | callback_timeout: 1m | callback_timeout: 10x | postgresql.callback_timeout | callback_timeout |
 negative-duration | pg_ctl_timeout: 90 | pg_ctl_timeout: -5 | postgresql.pg_ctl_timeout | pg_ctl_timeout |
 wrong-type-bool | nofailover: false | nofailover: maybe | tags.nofailover | nofailover |

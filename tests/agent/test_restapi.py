@@ -377,6 +377,19 @@ def test_cluster_document(make_node: MakeNode) -> None:
     assert (by_name["n2"]["state"], by_name["n3"]["tags"]) == ("streaming", {"nofailover": True})
     assert document["pause"] is True
     assert document["scheduled_switchover"]["from"] == "n1"
+    assert "leader_not_a_member" not in document
+
+
+@pytest.mark.parametrize("leased", [True, False])
+def test_cluster_names_a_leader_key_holder_that_is_no_member(
+    make_node: MakeNode, leased: bool
+) -> None:
+    view = cluster_view()
+    node = make_node(status_of("replica", view=view))
+    node.admin.view = replace(view, leader=LeaderKey(holder="garbage", version=9, leased=leased))
+    document = node.call("GET", "/cluster").json()
+    assert document["leader_not_a_member"] == {"name": "garbage", "leased": leased}
+    assert "leader" not in [m["role"] for m in document["members"]]
 
 
 def test_cluster_roles_in_sync_mode(make_node: MakeNode) -> None:

@@ -2,11 +2,12 @@
 real iptables in a network namespace of their own), what the Docker world refuses before a run,
 and every fault applied to one real 3-node cluster and undone: partitions and heal, agent and
 PostgreSQL pauses and crashes, docker kill / pause, clock offsets under libfaketime, a full data
-disk, etcd member kills, the reboot of a machine its watchdog reset, a timed schedule, and a
-switchover through the REST API."""
+disk, etcd member kills, the reboot of a machine its watchdog reset, a timed schedule, a
+switchover through the REST API, and an operator's PATCH /config and raw etcd puts."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from chaos.configs import FAKETIME_RC
 from chaos.disks import LABEL_FILE
 from chaos.nemesis import Nemesis, etcd_leader, unsupported
 from chaos.nemesis_faults import operator_result
+from chaos.nemesis_writes import EtcdGateway, KeyValue
 from chaos.netrules import (
     CHAIN_IN,
     CHAIN_OUT,
@@ -456,6 +458,55 @@ def test_a_switchover_through_the_rest_api(cluster: ChaosCluster, nemesis: Nemes
     )
     assert answer["t"] >= record["t"]
     assert _eventually(lambda: cluster.primary() == candidate)
+
+
+@pytest.mark.chaos
+def test_an_operator_config_change_and_etcd_garbage_through_the_real_doors(
+    cluster: ChaosCluster, nemesis: Nemesis
+) -> None:
+    primary = cluster.primary()
+    huge = 99999999999999999999999999
+    specs = parse_scenario(
+        BASE + "faults:\n"
+        f"  - {{at: 0.2s, config: {{patch: {{ttl: {huge}}}, node: primary}}}}\n"
+        "  - {at: 0.5s, config: {patch: {ttl: 25, loop_wait: 3}}, for: 4s}\n"
+        "  - {at: 1s, etcd_put: {key: members/ghost, value: '{'}, for: 2s}\n"
+        "  - {at: 1s, etcd_put: {key: failover, value: garbage}}\n"
+    ).faults
+    etcd = EtcdGateway([f"http://{cluster.ip(m)}:2379" for m in cluster.etcd_names])
+    ghost = "/service/pgha-chaos/members/ghost"
+    nemesis.start(specs, time.monotonic())
+    assert _eventually(lambda: etcd.get(ghost) == KeyValue(b"{", 0), 10)  # no lease
+    done = _eventually(lambda: len([r for r in nemesis.records if r["kind"] == "operator"]) == 3)
+    assert _eventually(lambda: len(_phases(nemesis)) == 6, 20)
+    nemesis.stop()
+    assert done
+    answers = sorted(
+        (r for r in nemesis.records if r["kind"] == "operator"),
+        key=lambda r: (r["fault_id"], r["restore"]),  # the two changes are sent in parallel
+    )
+    assert [
+        (r["fault_id"], r["outcome"], r["status"], r["error"], r["restore"]) for r in answers
+    ] == [
+        (1, "refused", 400, "invalid_config", False),  # the real validate_config said no
+        (2, "accepted", 200, None, False),
+        (2, "accepted", 200, None, True),
+    ]
+    assert answers[0]["via"] == primary
+    assert "ttl" in answers[0]["detail"]
+    stored = nemesis.ops.rest_answer(primary, "/config", None, method="GET")
+    assert (json.loads(stored.body)["ttl"], json.loads(stored.body)["loop_wait"]) == (20, 2)
+    assert etcd.get(ghost) is None  # absent before: deleted again
+    assert cluster.primary() == primary  # nobody crashed, the primary kept its lock
+    phases = _phases(nemesis)
+    assert sorted(phases[:4]) == [
+        ("config", "start"),
+        ("config", "start"),
+        ("etcd_put", "start"),
+        ("etcd_put", "start"),
+    ]
+    # The failover garbage stays (no `for`): the leader deletes what it cannot read, or not.
+    assert phases[4:] == [("etcd_put", "end"), ("config", "end")]
 
 
 @pytest.mark.chaos

@@ -70,7 +70,7 @@ duration: 10m
 cluster: {nodes: 3, etcd: 3}
 explore:
   faults: [kill, restart, kill_agent, kill_postgres, pause, partition, heal, clock, etcd, loss,
-           latency, disk_full, switchover, failover]
+           latency, disk_full, switchover, failover, config, etcd_put]
   max_faults: 5
   window: [10s, 9m]
   params:

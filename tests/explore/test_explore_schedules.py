@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 
 from pgha.scenario import (
+    STAYS_WITHOUT_FOR,
     ClockFault,
     FaultKind,
     FaultSpec,
@@ -54,6 +55,8 @@ def check_schedule(scenario: Scenario, faults: tuple[FaultSpec, ...]) -> None:
         undoable = fault.kind not in ONE_OFF
         if isinstance(fault.params, ClockFault) and fault.params.jump_s is not None:
             undoable = False
+        if fault.kind in STAYS_WITHOUT_FOR:  # written data: with or without `for`
+            undoable = fault.for_s is not None
         assert (fault.for_s is not None) == undoable
     reread = parse_scenario(dump_scenario(_with(scenario, faults)))
     assert tuple(f.kind for f in reread.faults) == tuple(f.kind for f in faults)

@@ -18,6 +18,7 @@ break `no_lost_acknowledged_writes` and nothing else.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +41,8 @@ from sim.variants import VARIANTS
 ROOT = Path(__file__).resolve().parents[2]
 REPRODUCERS = ROOT / "scenarios" / "variants"
 BUDGET = 150  # schedules per sweep, seeds 0..149
-WORKERS = 2
+# Two worker processes; CI runs this file on one core beside the agent tests (.ci/run).
+WORKERS = int(os.environ.get("PGHA_PROOF_WORKERS", "2"))
 MAX_SHRUNK = 4
 
 

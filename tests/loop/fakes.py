@@ -90,6 +90,10 @@ class RecordingDcs:
     def release_lock(self, version: int | None) -> None:
         self._call("release_lock", version)
 
+    def expire_leader_key(self, version: int) -> bool:
+        self._call("expire_leader_key", version)
+        return self.cas_won
+
     def write_sync(
         self, leader: str | None, standbys: frozenset[str], quorum: int, version: int | None
     ) -> bool:

@@ -484,7 +484,7 @@ def test_run_blocking_stops_before_observing() -> None:
 def test_run_blocking_raises_when_the_engine_halts() -> None:
     harness, sleep = single_node()
     node = harness.nodes["a"]
-    node.pg.data_present, node.pg.sysid, node.pg.timeline = True, "111", 1
-    harness.dcs.initialize = "222"
+    node.pg.data_present, node.pg.sysid, node.pg.timeline = True, "7000000000000000111", 1
+    harness.dcs.initialize = "7000000000000000222"  # only a valid-looking identifier is foreign
     with pytest.raises(AgentHalted):
         run_blocking(node.local, NodeState(name="a"), node.ports, sleep=sleep, stop=lambda: False)

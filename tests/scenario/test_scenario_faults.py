@@ -7,12 +7,15 @@ import pytest
 from pgha.scenario import (
     Bridge,
     ClockFault,
+    ConfigFault,
     DiskFullFault,
     EtcdAction,
     EtcdFault,
+    EtcdPutFault,
     FailoverFault,
     FaultKind,
     FaultParams,
+    FrozenDict,
     HealFault,
     KillAgentFault,
     KillFault,
@@ -140,6 +143,39 @@ FORMS: list[tuple[str, FaultKind, FaultParams]] = [
     ("switchover: {leader: n1}", FaultKind.SWITCHOVER, SwitchoverFault(leader=N1)),
     ("failover: n3", FaultKind.FAILOVER, FailoverFault(candidate=N3)),
     ("failover: {candidate: replica}", FaultKind.FAILOVER, FailoverFault(candidate=REPLICA)),
+    (
+        "config: {patch: {ttl: 20, loop_wait: 5}}",
+        FaultKind.CONFIG,
+        ConfigFault(patch=FrozenDict(ttl=20, loop_wait=5)),
+    ),
+    (
+        "config: {patch: {ttl: '20', watchdog: {mode: off}, slots: [a, 1.5, null]}, node: primary}",
+        FaultKind.CONFIG,
+        ConfigFault(
+            patch=FrozenDict(ttl="20", watchdog=FrozenDict(mode=False), slots=("a", 1.5, None)),
+            node=PRIMARY,
+        ),
+    ),
+    (
+        "config: {patch: {ttl: null}, node: n2}",
+        FaultKind.CONFIG,
+        ConfigFault(patch=FrozenDict(ttl=None), node=N2),
+    ),
+    (
+        "etcd_put: {key: leader, value: garbage}",
+        FaultKind.ETCD_PUT,
+        EtcdPutFault(key="leader", value="garbage"),
+    ),
+    (
+        "etcd_put: {key: initialize, value: ''}",
+        FaultKind.ETCD_PUT,
+        EtcdPutFault(key="initialize", value=""),
+    ),
+    (
+        "etcd_put: {key: members/ghost, value: '{\"role\": 5}'}",
+        FaultKind.ETCD_PUT,
+        EtcdPutFault(key="members/ghost", value='{"role": 5}'),
+    ),
 ]
 
 

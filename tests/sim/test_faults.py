@@ -479,6 +479,22 @@ def test_faults_get_increasing_ids_and_labels_name_their_targets() -> None:
     ]
 
 
+def test_written_data_faults_name_what_they_wrote_and_stay_without_for() -> None:
+    # In detail: tests/sim/test_fault_writes.py.
+    faults = (
+        "[{at: 20s, config: {patch: {ttl: 20}}, for: 5s},"
+        " {at: 22s, etcd_put: {key: status, value: x}},"
+        " {at: 24s, config: {patch: {loop_wait: 3}}}]"
+    )
+    events = fault_events(finish(scenario_sim(faults, duration=40)))
+    assert [(e["t"], e["phase"], e["label"], e["targets"]) for e in events] == [
+        (20.0, "start", "config ttl", []),
+        (22.0, "start", "etcd_put status", []),
+        (24.0, "start", "config loop_wait", []),
+        (25.0, "end", "config ttl", []),
+    ]  # no end for the two without `for`, not even when the run heals everything
+
+
 def test_every_fault_kind_is_covered_by_a_test_here() -> None:
     source = Path(__file__).read_text()
     missing = [k.value for k in FaultKind if f"{k.value}:" not in source]
