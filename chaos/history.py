@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from pgha.events import jsonable
 from pgha.history import Event, HistoryWriter
-from pgha.loop import jsonable
 from pgha.scenario import Scenario
 
 POLL_INTERVAL_S = 0.5  # how often the harness looks at every node's PostgreSQL

@@ -24,7 +24,7 @@ from chaos import disks
 from chaos.nemesis_faults import APPLY
 from chaos.nemesis_ops import ActionError, Ops, Skip
 from chaos.netrules import loss_rules
-from pgha.loop import jsonable
+from pgha.events import jsonable
 from pgha.scenario import EtcdPlacement, FaultKind, FaultSpec, Scenario, Target, TargetRole
 
 REBOOT_S = 30.0  # a machine reset by its watchdog boots again after this long (sim/node.py)

@@ -17,7 +17,7 @@ from pgha import __version__
 from pgha.engine.config import SyncMode
 from pgha.engine.roles import Role
 from pgha.engine.values import ClusterView, PeerStatus, PgRun, Tags
-from pgha.loop import AgentStatus
+from pgha.status import AgentStatus
 
 Answer = tuple[int, dict[str, Any]]
 Query = Mapping[str, str]

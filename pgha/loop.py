@@ -3,227 +3,28 @@
 # that a blocking driver (the real agent, tests on a virtual clock) and a SimPy driver run the very
 # same steps; drivers only answer requests and never choose HA behaviour. The not_after rule lives
 # in `executor.action_steps`, which this loop delegates to. After each decision the loop publishes
-# an `AgentStatus` (what the REST API answers from) and emits history events.
-"""The world-independent agent loop, its requests, its status snapshot and a blocking driver."""
+# an `AgentStatus` (pgha.status: what the REST API answers from) and emits history events
+# (pgha.events).
+"""The world-independent agent loop, its requests and a blocking driver."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
-from enum import Enum
+from dataclasses import dataclass
 from typing import Any
 
-from pgha.engine.actions import AcquireLock, Action, ReleaseLock, RenewLock
-from pgha.engine.config import DynamicConfig, WatchdogMode
-from pgha.engine.decision import Decision, Reason
-from pgha.engine.roles import Role
+from pgha.engine.decision import Decision
 from pgha.engine.rules import decide
 from pgha.engine.state import NodeState
 from pgha.engine.values import (
     ClusterView,
-    Failure,
     LocalConfig,
-    LockResult,
     Observation,
-    PostgresState,
-    Tags,
 )
+from pgha.events import Event, actions_event, decision_event
 from pgha.executor import Act, Now, StepResults, action_steps, answer_action_request
 from pgha.ports import DcsError, Ports
-
-# ---------------------------------------------------------------- status and events
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AgentStatus:
-    """What the agent knows about itself after its latest decision; the REST API reads it.
-
-    `holds_lock` is as of `last_loop_mono`; health answers compare `lock_deadline_mono` with the
-    time of the request instead. `cluster` is the last view read successfully.
-    """
-
-    name: str
-    role: Role = Role.UNINITIALIZED
-    holds_lock: bool = False
-    lock_deadline_mono: float | None = None
-    postgres: PostgresState = field(default_factory=lambda: PostgresState(data_present=False))
-    reason: Reason | None = None
-    paused: bool = False
-    failsafe_active: bool = False
-    watchdog_failed: bool = False
-    dcs_reachable: bool = False  # the latest read of the DCS succeeded
-    dcs_last_seen_mono: float | None = None
-    dcs_last_seen_wall: float | None = None
-    last_loop_mono: float | None = None
-    tags: Tags = field(default_factory=Tags)
-    cluster: ClusterView | None = None
-    config: DynamicConfig = field(default_factory=DynamicConfig)
-
-
-def _watchdog_failed(cfg: DynamicConfig, obs: Observation) -> bool:
-    usable = obs.watchdog_available and cfg.watchdog_slack_s >= 0
-    broken = not usable or obs.failure is Failure.WATCHDOG
-    return cfg.watchdog_mode is WatchdogMode.REQUIRED and broken
-
-
-def next_status(
-    status: AgentStatus,
-    local: LocalConfig,
-    obs: Observation,
-    decision: Decision,
-    *,
-    dcs_read: bool = True,
-) -> AgentStatus:
-    """The status after deciding `decision` on `obs` (the DCS fields keep their last good value).
-
-    `dcs_read` False: `obs` reused the previous view without reading the DCS, so the DCS fields
-    describe the latest real read and stay as they were.
-    """
-    state = decision.next_state
-    seen = dcs_read and obs.cluster is not None
-    return AgentStatus(
-        name=local.name,
-        role=state.role,
-        holds_lock=state.holds_lock(obs.now_mono),
-        lock_deadline_mono=state.lock_deadline_mono,
-        postgres=obs.postgres,
-        reason=decision.reason,
-        paused=state.config.pause,
-        failsafe_active=state.failsafe_active,
-        watchdog_failed=_watchdog_failed(state.config, obs),
-        dcs_reachable=seen if dcs_read else status.dcs_reachable,
-        dcs_last_seen_mono=obs.now_mono if seen else status.dcs_last_seen_mono,
-        dcs_last_seen_wall=obs.now_wall if seen else status.dcs_last_seen_wall,
-        last_loop_mono=obs.now_mono,
-        tags=local.tags,
-        cluster=obs.cluster if seen else status.cluster,
-        config=state.config,
-    )
-
-
-def jsonable(value: object) -> Any:
-    """A JSON-ready copy of an engine value: enums by value, sets sorted, dataclasses as dicts."""
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, frozenset | set):
-        return sorted(jsonable(v) for v in value)
-    if isinstance(value, tuple | list):
-        return [jsonable(v) for v in value]
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
-    return value
-
-
-def describe(action: Action) -> dict[str, Any]:
-    """One action for the history: its type name and its fields."""
-    described: dict[str, Any] = jsonable(action)
-    return {"action": type(action).__name__, **described}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DecisionEvent:
-    """History: one decision, with its reason, before its actions run."""
-
-    node: str
-    now_mono: float
-    reason: Reason
-    role: Role
-    actions: tuple[Action, ...]
-    wake_at_mono: float
-    immediate: bool
-    wake_on_watch: bool
-    dcs_ok: bool
-
-    def record(self) -> dict[str, Any]:
-        return {"kind": "decision", **jsonable(self)}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ActionsEvent:
-    """History: what one decision's actions did (ran, failed, dropped for lateness, skipped)."""
-
-    node: str
-    ran: tuple[Action, ...]
-    failed: Action | None
-    dropped: Action | None
-    skipped: tuple[Action, ...]
-    lock_result: LockResult | None
-    failure: Failure | None
-
-    def record(self) -> dict[str, Any]:
-        one = [self.failed, self.dropped]
-        failed, dropped = (None if a is None else describe(a) for a in one)
-        return {
-            "kind": "actions",
-            "node": self.node,
-            "ran": [describe(a) for a in self.ran],
-            "failed": failed,
-            "dropped": dropped,
-            "skipped": [describe(a) for a in self.skipped],
-            "lock_result": jsonable(self.lock_result),
-            "failure": jsonable(self.failure),
-        }
-
-
-Event = DecisionEvent | ActionsEvent
-
-
-def decision_event(node: str, obs: Observation, decision: Decision) -> DecisionEvent:
-    return DecisionEvent(
-        node=node,
-        now_mono=obs.now_mono,
-        reason=decision.reason,
-        role=decision.next_state.role,
-        actions=decision.actions,
-        wake_at_mono=decision.wake_at_mono,
-        immediate=decision.immediate,
-        wake_on_watch=decision.wake_on_watch,
-        dcs_ok=obs.cluster is not None,
-    )
-
-
-def actions_event(node: str, results: StepResults) -> ActionsEvent:
-    return ActionsEvent(
-        node=node,
-        ran=results.ran,
-        failed=results.failed,
-        dropped=results.dropped,
-        skipped=results.skipped,
-        lock_result=results.lock_result,
-        failure=results.failure,
-    )
-
-
-def lock_events(event: ActionsEvent) -> list[dict[str, Any]]:
-    """The `lock` history events of one step, from what ran (docs/history.md)."""
-    out: list[dict[str, Any]] = []
-    for action in event.ran:
-        ok = action is not event.failed
-        if isinstance(action, AcquireLock) and ok:
-            out.append({"event": "acquired"})
-        elif isinstance(action, RenewLock):
-            lost = event.lock_result is LockResult.CAS_FAILED
-            out.append({"event": "renewed" if ok else ("lost" if lost else "error")})
-        elif isinstance(action, ReleaseLock) and ok:
-            out.append({"event": "released"})
-    return out
-
-
-def history_records(event: Event) -> list[tuple[str, dict[str, Any]]]:
-    """The history events (kind, fields) of one loop event, as both worlds write them."""
-    if isinstance(event, DecisionEvent):
-        decided = {
-            "reason": event.reason.value,
-            "role": event.role.value,
-            "actions": [type(a).__name__ for a in event.actions],
-            "immediate": event.immediate,
-        }
-        return [("decision", decided)]
-    records = [("lock", record) for record in lock_events(event)]
-    if event.dropped is not None:
-        records.append(("dropped", {"action": type(event.dropped).__name__}))
-    return records
-
+from pgha.status import AgentStatus, next_status
 
 # ---------------------------------------------------------------- requests and the loop
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from pgha.engine.values import FailoverKey, SyncKey
-from pgha.loop import jsonable
+from pgha.events import jsonable
 from pgha.scenario import (
     ClockFault,
     ConfigFault,

@@ -29,20 +29,12 @@ from pgha.engine.values import (
     PgRun,
     SyncStandbyNames,
 )
+from pgha.events import ActionsEvent, DecisionEvent, history_records
 from pgha.executor import Act, AgentHalted, Now, StepResults, bound_call, error_outcome
 from pgha.health import answer, patroni_body, peer_status_from_patroni
-from pgha.loop import (
-    ActionsEvent,
-    AgentStatus,
-    Decide,
-    DecisionEvent,
-    Emit,
-    Observe,
-    Sleep,
-    agent_steps,
-    history_records,
-)
+from pgha.loop import Decide, Emit, Observe, Sleep, agent_steps
 from pgha.ports import ActionFailed, DcsError
+from pgha.status import AgentStatus
 from sim.clock import HostClock
 from sim.dcs import SimDcs
 from sim.net import Network, Unreachable

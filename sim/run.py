@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgha.engine.rules import decide as engine_decide
 from pgha.engine.values import LocalConfig
-from pgha.loop import jsonable
+from pgha.events import jsonable
 from pgha.scenario import EtcdPlacement, HAProxySpec, PostgresSpec, Scenario, WorkloadVia
 from sim.clock import HostClock
 from sim.dcs import SimDcs

@@ -35,8 +35,8 @@ from pgha.engine.values import (
     LockResult,
     MemberRole,
 )
-from pgha.loop import AgentStatus
 from pgha.ports import Ports, Watchdog
+from pgha.status import AgentStatus
 
 
 class SystemClock:

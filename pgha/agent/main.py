@@ -30,8 +30,8 @@ from pgha.agent.config import (
 from pgha.agent.runner import AgentLoop, LoopParts
 from pgha.engine.values import MemberRole
 from pgha.executor import AgentHalted
-from pgha.loop import AgentStatus
 from pgha.ports import ActionFailed, DcsError
+from pgha.status import AgentStatus
 
 log = logging.getLogger("pgha.agent")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pgha.engine.config import SyncMode
 from pgha.engine.values import PgRun
 from pgha.health import fresh_view, is_leader, is_sync_standby
-from pgha.loop import AgentStatus
+from pgha.status import AgentStatus
 
 HELP: Mapping[str, str] = {
     "pgha_role": "The agent's role (in the role label); always 1",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgha.agent.admin import ClusterAdmin, CommandSink, FailsafeInbox
-from pgha.loop import AgentStatus
+from pgha.status import AgentStatus
 
 JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=utf-8"

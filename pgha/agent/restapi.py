@@ -50,8 +50,8 @@ from pgha.agent.rest_write import (
     reload_post,
     restart_post,
 )
-from pgha.loop import AgentStatus
 from pgha.ports import DcsError
+from pgha.status import AgentStatus
 
 __all__ = ["RestApi", "RestSettings", "dispatch"]
 

@@ -18,9 +18,11 @@ from typing import IO, Any
 from pgha.agent.admin import Command, CommandResult
 from pgha.engine.state import NodeState
 from pgha.engine.values import LocalConfig, PgRun, PostgresState
+from pgha.events import ActionsEvent, Event, history_records
 from pgha.history import HistoryWriter
-from pgha.loop import ActionsEvent, AgentStatus, Event, history_records, run_blocking
+from pgha.loop import run_blocking
 from pgha.ports import Ports
+from pgha.status import AgentStatus
 
 log = logging.getLogger("pgha.agent")
 

@@ -21,7 +21,7 @@ from pgha.agent.admin import Command, CommandResult, FailsafeInbox
 from pgha.agent.etcd_admin import EtcdAdmin
 from pgha.agent.etcd_session import EtcdSettings
 from pgha.agent.restapi import RestApi, RestSettings
-from pgha.loop import AgentStatus
+from pgha.status import AgentStatus
 from tests.agent.etcd_cluster import EtcdCluster
 from tests.agent.test_ctl import ctl, write_config
 from tests.agent.test_ctl_etcd import AUTH, CONFIG, Env, scoped_env

@@ -14,7 +14,7 @@ from pgha.agent.admin import FailsafeInbox
 from pgha.agent.peers import HttpPeers
 from pgha.agent.restapi import RestApi, RestSettings
 from pgha.engine.values import PeerStatus
-from pgha.loop import AgentStatus
+from pgha.status import AgentStatus
 from tests.agent.conftest import free_port
 from tests.agent.test_restapi import (
     AUTH,

@@ -38,8 +38,8 @@ from pgha.engine.values import (
     SyncKey,
     Tags,
 )
-from pgha.loop import AgentStatus
 from pgha.ports import DcsError
+from pgha.status import AgentStatus
 
 pytestmark = pytest.mark.agent
 

@@ -69,19 +69,11 @@ from pgha.engine.values import (
     SyncStandbyNames,
     SyncState,
 )
+from pgha.events import ActionsEvent, DecisionEvent
 from pgha.executor import Act, AgentHalted
-from pgha.loop import (
-    ActionsEvent,
-    AgentStatus,
-    DecisionEvent,
-    Emit,
-    Observe,
-    Publish,
-    Sleep,
-    agent_steps,
-    answer_port_request,
-)
+from pgha.loop import Emit, Observe, Publish, Sleep, agent_steps, answer_port_request
 from pgha.ports import ActionFailed, DcsError, Ports
+from pgha.status import AgentStatus
 
 EPOCH_WALL = 1_700_000_000.0
 BOOTSTRAP_LSN = 100

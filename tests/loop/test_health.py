@@ -20,7 +20,7 @@ from pgha.engine.values import (
     SyncKey,
     Tags,
 )
-from pgha.loop import AgentStatus
+from pgha.status import AgentStatus
 
 NOW = 105.0
 REPLICA = PostgresState(

@@ -37,13 +37,10 @@ from pgha.engine.values import (
     PostgresState,
     Tags,
 )
+from pgha.events import ActionsEvent, DecisionEvent, Event, describe, jsonable
 from pgha.executor import Act, AgentHalted, Now, Outcome, StepResults
 from pgha.loop import (
-    ActionsEvent,
-    AgentStatus,
-    DecisionEvent,
     Emit,
-    Event,
     Observe,
     Publish,
     Request,
@@ -51,11 +48,9 @@ from pgha.loop import (
     agent_steps,
     answer_port_request,
     build_observation,
-    describe,
-    jsonable,
-    next_status,
     run_blocking,
 )
+from pgha.status import AgentStatus, next_status
 from tests.loop.fakes import World
 from tests.loop.harness import ClusterHarness
 

@@ -27,7 +27,7 @@ from pgha.engine.config import DynamicConfig, WatchdogMode
 from pgha.engine.decision import Reason
 from pgha.engine.roles import Role
 from pgha.engine.values import Failure, PgRun
-from pgha.loop import ActionsEvent
+from pgha.events import ActionsEvent
 from tests.loop.harness import ClusterHarness, timeline
 
 CFG = DynamicConfig()
