@@ -15,6 +15,7 @@ from typing import Any
 import simpy
 
 from pgha.engine.actions import Action
+from pgha.engine.heartbeat import heartbeat_refusal
 from pgha.engine.operator import STATUS, refusal
 from pgha.engine.rules import decide as engine_decide
 from pgha.engine.state import NodeState
@@ -31,7 +32,7 @@ from pgha.engine.values import (
 )
 from pgha.events import ActionsEvent, DecisionEvent, history_records
 from pgha.executor import Act, AgentHalted, Now, StepResults, bound_call, error_outcome
-from pgha.health import answer, patroni_body, peer_status_from_patroni
+from pgha.health import answer, is_leader, patroni_body, peer_status_from_patroni
 from pgha.loop import Decide, Emit, Observe, Sleep, agent_steps
 from pgha.ports import ActionFailed, DcsError
 from pgha.status import AgentStatus
@@ -425,8 +426,9 @@ class SimNode:
         yield from self._rest_resumed(deadline)
         if self.status is None:
             raise Refused(self.name)
-        if self.pg.state().is_primary:
-            return False  # Patroni answers 500: a running primary does not accept
+        holds_lock = is_leader(self.status, self.now_mono())
+        if heartbeat_refusal(pg_is_primary=self.pg.state().is_primary, holds_lock=holds_lock):
+            return False
         self.peers.heartbeat = FailsafeHeartbeat(leader=leader, received_mono=self.now_mono())
         return True
 

@@ -5,7 +5,8 @@
 # settings (pg_params.py), before it is stored, and it is stored only by compare-and-set on the
 # version it was merged from (a concurrent change is never overwritten); commands go through the
 # CommandSink, so they run between two loop cycles and never race the loop; a node that holds the
-# leader lock refuses a failsafe heartbeat (two leaders must never both believe they lead).
+# leader lock or runs as primary refuses a failsafe heartbeat (pgha.engine.heartbeat: two leaders
+# must never both believe they lead).
 """Handlers for /config writes, /restart, /reinitialize, /reload and POST /failsafe."""
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pgha.agent.rest_common import (
     text_reply,
 )
 from pgha.engine.config import ConfigError, parse_dynamic_config
+from pgha.engine.heartbeat import heartbeat_refusal
 from pgha.health import is_leader
 
 CAS_ATTEMPTS = 3
@@ -239,9 +241,14 @@ _FAILSAFE_FIELDS = {
 
 
 def failsafe_post(ctx: RestContext, request: Request) -> Reply:
-    """`POST /failsafe`: a leader's heartbeat while the DCS is down; 409 if we hold the lock."""
+    """`POST /failsafe`: a leader's heartbeat while the DCS is down; 409 when this node holds the
+    lock or runs as primary (pgha.engine.heartbeat)."""
     body = check_fields(parse_json_object(request.body), _FAILSAFE_FIELDS)
-    if is_leader(ctx.status(), ctx.now_mono()):
-        return error_reply(409, "this node holds the leader lock")
+    status = ctx.status()
+    refused = heartbeat_refusal(
+        pg_is_primary=status.postgres.is_primary, holds_lock=is_leader(status, ctx.now_mono())
+    )
+    if refused is not None:
+        return error_reply(409, refused.value)
     ctx.inbox.accept(body["name"])
     return text_reply(200, "Accepted")

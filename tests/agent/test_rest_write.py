@@ -452,3 +452,10 @@ def test_failsafe_heartbeat_is_accepted_by_a_replica_only(make_node: MakeNode) -
     primary = make_node(status_of("primary"))
     assert primary.call("POST", "/failsafe", {"name": "n9"}, auth=AUTH).status == 409
     assert primary.inbox.latest() is None
+    # The lock expired (DCS down) but PostgreSQL still runs as primary: refused too (Patroni 500).
+    unlocked = make_node(status_of("primary", holds_lock=False, lock_deadline_mono=None))
+    refused = unlocked.call("POST", "/failsafe", {"name": "n9"}, auth=AUTH)
+    assert (refused.status, unlocked.inbox.latest()) == (409, None)
+    # Promoting: the lock is held, PostgreSQL not yet primary.
+    promoting = make_node(status_of("replica", lock_deadline_mono=NOW + 20))
+    assert promoting.call("POST", "/failsafe", {"name": "n9"}, auth=AUTH).status == 409
