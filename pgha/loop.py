@@ -18,8 +18,10 @@ from pgha.engine.rules import decide
 from pgha.engine.state import NodeState
 from pgha.engine.values import (
     ClusterView,
+    FailsafeHeartbeat,
     LocalConfig,
     Observation,
+    PostgresState,
 )
 from pgha.events import Event, actions_event, decision_event
 from pgha.executor import Act, Now, StepResults, action_steps, answer_action_request
@@ -111,6 +113,33 @@ def read_cluster(ports: Ports) -> ClusterView | None:
         return None
 
 
+def observation(
+    results: StepResults,
+    *,
+    cluster: ClusterView | None,
+    postgres: PostgresState,
+    heartbeat: FailsafeHeartbeat | None,
+    watchdog_available: bool,
+    now_mono: float,
+    now_wall: float,
+) -> Observation:
+    """The one place an Observation is assembled, for every driver: what the world showed this
+    cycle (read in this order: DCS, PostgreSQL, peers, watchdog, then the clock, so that `now` is
+    never early) and the results the previous step's actions left."""
+    return Observation(
+        now_mono=now_mono,
+        now_wall=now_wall,
+        cluster=cluster,
+        postgres=postgres,
+        lock_result=results.lock_result,
+        peers=results.peers,
+        failsafe_acks=results.failsafe_acks,
+        failsafe_heartbeat=heartbeat,
+        failure=results.failure,
+        watchdog_available=watchdog_available,
+    )
+
+
 def build_observation(
     ports: Ports,
     results: StepResults,
@@ -126,17 +155,14 @@ def build_observation(
     postgres = ports.postgres.state()
     heartbeat = ports.peers.last_failsafe_heartbeat()
     watchdog = ports.watchdog.available()
-    return Observation(
-        now_mono=ports.clock.now_mono(),
-        now_wall=ports.clock.now_wall(),
+    return observation(
+        results,
         cluster=cluster,
         postgres=postgres,
-        lock_result=results.lock_result,
-        peers=results.peers,
-        failsafe_acks=results.failsafe_acks,
-        failsafe_heartbeat=heartbeat,
-        failure=results.failure,
+        heartbeat=heartbeat,
         watchdog_available=watchdog,
+        now_mono=ports.clock.now_mono(),
+        now_wall=ports.clock.now_wall(),
     )
 
 

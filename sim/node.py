@@ -25,15 +25,14 @@ from pgha.engine.values import (
     LocalConfig,
     Member,
     MemberRole,
-    Observation,
     PeerStatus,
     PgRun,
     SyncStandbyNames,
 )
 from pgha.events import ActionsEvent, DecisionEvent, history_records
-from pgha.executor import Act, AgentHalted, Now, StepResults, bound_call, error_outcome
+from pgha.executor import Act, AgentHalted, Now, bound_call, error_outcome
 from pgha.health import answer, is_leader, patroni_body, peer_status_from_patroni
-from pgha.loop import Decide, Emit, Observe, Sleep, agent_steps
+from pgha.loop import Decide, Emit, Observe, Sleep, agent_steps, observation
 from pgha.ports import ActionFailed, DcsError
 from pgha.status import AgentStatus
 from sim.clock import HostClock
@@ -299,18 +298,15 @@ class SimNode:
             except DcsError:
                 cluster = None
                 self.world.record("dcs_error", node=self.name, op="read")
-        results: StepResults = request.results
-        return Observation(
+        postgres = self.pg.state()
+        return observation(
+            request.results,
+            cluster=cluster,
+            postgres=postgres,
+            heartbeat=self.peers.heartbeat,
+            watchdog_available=self.watchdog_device,
             now_mono=self.now_mono(),
             now_wall=self.now_wall(),
-            cluster=cluster,
-            postgres=self.pg.state(),
-            lock_result=results.lock_result,
-            peers=results.peers,
-            failsafe_acks=results.failsafe_acks,
-            failsafe_heartbeat=self.peers.heartbeat,
-            failure=results.failure,
-            watchdog_available=self.watchdog_device,
         )
 
     def _act(self, action: Action) -> Gen:
