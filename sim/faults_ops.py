@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import simpy
 
 from pgha.agent.etcd_codec import json_object
-from pgha.engine.config import ConfigError, DynamicConfig, parse_dynamic_config
+from pgha.engine.config import ConfigError, DynamicConfig, merge_patch, parse_dynamic_config
 from pgha.engine.operator import refusal
 from pgha.engine.values import FailoverKey
 from pgha.operator_history import ACCEPTED, FAILED, REFUSED, operator_fields, outcome_of_status
@@ -248,19 +248,6 @@ def _replace(document: Document, version: int | None, cluster: EtcdCluster) -> b
         return False
     cluster.put("config", document)
     return True
-
-
-def merge_patch(target: object, patch: object) -> Any:
-    """RFC 7386 JSON merge patch: objects merge recursively, null deletes, the rest replaces."""
-    if not isinstance(patch, dict):
-        return patch
-    merged = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = merge_patch(merged.get(key), value)
-    return merged
 
 
 def config_refusal(document: Mapping[str, Any]) -> str | None:

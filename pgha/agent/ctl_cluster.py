@@ -42,7 +42,7 @@ from pgha.agent.ctl_render import (
     yaml_text,
 )
 from pgha.agent.ctl_rest import RestClient
-from pgha.agent.rest_write import merge_patch
+from pgha.engine.config import merge_patch
 
 POLL_S = 0.5
 

@@ -25,7 +25,7 @@ from pgha.agent.config_dcs import parse_dcs_config
 from pgha.agent.config_model import AgentConfigError, DcsConfig
 from pgha.agent.ctl_common import CtlError, usage_error
 from pgha.agent.ctl_render import yaml_text
-from pgha.agent.rest_write import merge_patch
+from pgha.engine.config import merge_patch
 
 CAS_ATTEMPTS = 5
 SOURCE = "the new /config"

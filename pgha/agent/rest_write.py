@@ -32,7 +32,7 @@ from pgha.agent.rest_common import (
     parse_json_object,
     text_reply,
 )
-from pgha.engine.config import ConfigError, parse_dynamic_config
+from pgha.engine.config import ConfigError, merge_patch, parse_dynamic_config
 from pgha.engine.heartbeat import heartbeat_refusal
 from pgha.health import is_leader
 
@@ -48,19 +48,6 @@ _UNCHECKED_WARNED: dict[str, str] = {}  # the reason last logged for unchecked p
 log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- /config
-
-
-def merge_patch(target: object, patch: object) -> object:
-    """RFC 7386 JSON merge patch: objects merge recursively, null deletes, the rest replaces."""
-    if not isinstance(patch, dict):
-        return patch
-    merged = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        else:
-            merged[key] = merge_patch(merged.get(key), value)
-    return merged
 
 
 def _is_string_list(value: object) -> bool:

@@ -267,3 +267,17 @@ def parse_dynamic_config(raw: Mapping[str, object]) -> DynamicConfig:
         if key not in IGNORED_KEYS:
             fields.update(_field(key, value))
     return adjust_timeouts(DynamicConfig(**fields))
+
+
+def merge_patch(target: object, patch: object) -> Any:
+    """RFC 7386 JSON merge patch of a configuration document (PATCH /config, `pgha ctl`, the
+    simulator's `config` fault): objects merge recursively, null deletes, the rest replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged

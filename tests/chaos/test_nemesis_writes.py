@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from chaos.nemesis_writes import EtcdGateway, KeyValue, config_result, reverse_patch
-from sim.faults_ops import merge_patch
+from pgha.engine.config import merge_patch
 from tests.agent.conftest import free_port
 from tests.agent.etcd_cluster import EtcdCluster
 
