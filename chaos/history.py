@@ -213,7 +213,7 @@ def write_history(path: str | os.PathLike[str], events: Iterable[Event]) -> int:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Observation:
+class PgReading:
     """One look at a node's PostgreSQL from the host (`role` as in the history's `pg_role`)."""
 
     role: str  # primary, replica, stopped, crashed, starting
@@ -226,7 +226,7 @@ class Observation:
         return self.role == "primary"
 
 
-Observe = Callable[[str], Observation | None]  # None: no answer in time (paused, cut off)
+Observe = Callable[[str], PgReading | None]  # None: no answer in time (paused, cut off)
 
 
 class Poller:
@@ -254,7 +254,7 @@ class Poller:
         self._lock = threading.Lock()
         self._role: dict[str, tuple[str, int | None, str | None]] = {}
         self._writable: dict[str, bool] = {}
-        self._latest: dict[str, Observation | None] = {}
+        self._latest: dict[str, PgReading | None] = {}
         self._top_timeline: dict[str, int] = {}
 
     def announce(self) -> None:
@@ -279,7 +279,7 @@ class Poller:
             thread.join(timeout=10.0)
         self._threads.clear()
 
-    def latest(self) -> dict[str, Observation | None]:
+    def latest(self) -> dict[str, PgReading | None]:
         """The last observation of every node (None: the last look got no answer)."""
         with self._lock:
             return dict(self._latest)
@@ -290,7 +290,7 @@ class Poller:
             self.poll_once(name)
             self._stop.wait(max(0.0, self._interval_s - (time.monotonic() - began)))
 
-    def poll_once(self, name: str) -> Observation | None:
+    def poll_once(self, name: str) -> PgReading | None:
         """Look at one node and record what changed.
 
         A node's timeline never goes back (every new timeline is newer than all before it), so

@@ -187,11 +187,6 @@ def base_digest() -> str:
     return _digest(BASE_RECIPE, SUITE, MIRROR, SECURITY_MIRROR, _CHROOT_SCRIPT, *packages())
 
 
-def base_tag() -> str:
-    """The tag of the base image for the current package list."""
-    return f"{BASE_REPO}:{SUITE}-{base_digest()}"
-
-
 def _unmount_under(root: Path) -> None:
     """Unmount whatever an interrupted build left mounted below `root` (before deleting it: a
     recursive delete must never walk into a mounted /proc or a bind-mounted device)."""

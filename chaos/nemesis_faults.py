@@ -1,37 +1,64 @@
-# One applier per fault kind of the scenario format, mirroring sim/faults.py on real containers:
-# each resolves its targets when the fault fires, applies the fault with the primitives of
-# chaos/nemesis_ops.py, and returns the hosts it hit, how to undo it (on those same hosts) and the
-# host monotonic time it was in force on all of them. Safety rule protected: `for:` undoes exactly
-# what was done (the same hosts, the same rules, the clock as it was), and a fault that cannot be
-# applied raises Skip, so it is recorded as skipped instead of silently doing nothing. The appliers
-# of `config` and `etcd_put` (written data rather than broken machines) are in nemesis_writes.py.
+# One applier per fault kind of the registry (pgha.scenario's FAULT_KINDS) that this world applies,
+# mirroring sim/faults.py on real containers: each resolves its targets when the fault fires with
+# the planner shared with the simulator (pgha/faults), applies the fault with the primitives of
+# chaos/nemesis_ops.py, and returns an Applied: the hosts it hit, how to undo it (on those same
+# hosts) and the host monotonic time it was in force on all of them. Safety rule protected: `for:`
+# undoes exactly what was done (the same hosts, the same rules, the clock as it was), and a fault
+# that cannot be applied raises Skip, so it is recorded as skipped instead of silently doing
+# nothing. The appliers see the nemesis as a NemesisWorld (chaos/nemesis_world.py), never import
+# it. Those of `config` and `etcd_put` (written data rather than broken machines) are in
+# nemesis_writes.py.
 """Appliers: FaultSpec -> real actions, per fault kind."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chaos.configs import uses_faketime
-from chaos.nemesis_ops import ActionError, RestAnswer, Skip
-from chaos.nemesis_writes import apply_config, apply_etcd_put
-from chaos.netrules import drop_rules, loss_rules, partition_pairs
-from pgha.operator_history import ACCEPTED, FAILED, operator_fields, outcome_of_status
-from pgha.scenario import EtcdAction, FaultKind, FaultSpec, PauseWhat
-
-if TYPE_CHECKING:
-    from chaos.nemesis import Nemesis
+from chaos.nemesis_ops import ActionError, RestAnswer
+from chaos.nemesis_world import NemesisWorld
+from chaos.nemesis_writes import apply_config, apply_etcd_put, operator_result
+from chaos.netrules import drop_rules, loss_rules
+from pgha.faults import (
+    Applied,
+    Firing,
+    OperatorAsk,
+    Skip,
+    appliers,
+    end_kills_on,
+    end_network_faults,
+    failover_ask,
+    on,
+    partition_pairs,
+    switchover_ask,
+)
+from pgha.operator_history import operator_fields
+from pgha.scenario import (
+    ClockFault,
+    ConfigFault,
+    DiskFullFault,
+    EtcdAction,
+    EtcdFault,
+    EtcdPutFault,
+    FailoverFault,
+    HealFault,
+    KillAgentFault,
+    KillFault,
+    KillPostgresFault,
+    LossFault,
+    PartitionFault,
+    PauseFault,
+    PauseWhat,
+    RestartFault,
+    SwitchoverFault,
+)
 
 CLIENT_HOST = "client"  # the Docker host: the workload and the operator (not a container)
-NETWORK_KINDS = (FaultKind.PARTITION, FaultKind.LOSS, FaultKind.LATENCY)
-
-Undo = Callable[[], float]
-Result = tuple[tuple[str, ...], Undo | None, float]
 
 
 def each(hosts: Sequence[str], action: Callable[[str], float]) -> float:
@@ -55,64 +82,62 @@ def each(hosts: Sequence[str], action: Callable[[str], float]) -> float:
 # ---------------------------------------------------------------- machines and processes
 
 
-def _kill(n: Nemesis, spec: FaultSpec, _: int) -> Result:
-    nodes = n.nodes(spec.params.target)  # type: ignore[union-attr]
-    with n._lock:
+def _kill(n: NemesisWorld, p: KillFault, firing: Firing) -> Applied:
+    nodes = n.resolver.nodes(p.target)
+    with n.lock:
         n.down_by_fault.update(nodes)
         for node in nodes:
-            n._boots.pop(node, None)
+            n.boots.pop(node, None)
     applied = each(nodes, n.ops.kill_machine)
 
     def undo() -> float:
         booted = each(nodes, n.ops.start_machine)
-        with n._lock:
+        with n.lock:
             n.down_by_fault.difference_update(nodes)
         return booted
 
-    return nodes, undo, applied
+    return firing.applied(nodes, undo, at=applied)
 
 
-def _restart(n: Nemesis, spec: FaultSpec, _: int) -> Result:
-    nodes = n.nodes(spec.params.target)  # type: ignore[union-attr]
+def _restart(n: NemesisWorld, p: RestartFault, firing: Firing) -> Applied:
+    nodes = n.resolver.nodes(p.target)
     running = [node for node in nodes if n.ops.is_running(node)]
-    for applied in list(n.active):  # a kill still in force on these machines ends here
-        if applied.spec.kind is FaultKind.KILL and set(nodes) & set(applied.hosts):
-            n.end(applied)
+    end_kills_on(n, nodes)
     dead = [node for node in nodes if node not in running]
     times = [each(dead, n.ops.start_machine)] if dead else []
     if running:  # a running machine is reset and boots again after the reboot time
-        with n._lock:
+        with n.lock:
             for node in running:
-                n._boots[node] = time.monotonic() + n.reboot_after_s
+                n.boots[node] = time.monotonic() + n.reboot_after_s
         times.append(each(running, n.ops.kill_machine))
-    return nodes, None, max(times)
+    return firing.applied(nodes, None, at=max(times))
 
 
-def _kill_agent(n: Nemesis, spec: FaultSpec, _: int) -> Result:
-    nodes = n.nodes(spec.params.target)  # type: ignore[union-attr]
+def _kill_agent(n: NemesisWorld, p: KillAgentFault, firing: Firing) -> Applied:
+    nodes = n.resolver.nodes(p.target)
     applied = each(nodes, lambda node: n.ops.signal(node, "agent", "KILL"))
 
     def undo() -> float:
         up = [node for node in nodes if n.ops.is_running(node)]
         return each(up, lambda node: n.ops.start_process(node, "agent"))
 
-    return nodes, undo, applied
+    return firing.applied(nodes, undo, at=applied)
 
 
-def _kill_postgres(n: Nemesis, spec: FaultSpec, _: int) -> Result:
-    nodes = n.nodes(spec.params.target)  # type: ignore[union-attr]
-    return nodes, None, each(nodes, lambda node: n.ops.signal_postgres(node, "KILL"))
+def _kill_postgres(n: NemesisWorld, p: KillPostgresFault, firing: Firing) -> Applied:
+    nodes = n.resolver.nodes(p.target)
+    applied = each(nodes, lambda node: n.ops.signal_postgres(node, "KILL"))
+    return firing.applied(nodes, None, at=applied)
 
 
-def _pause(n: Nemesis, spec: FaultSpec, _: int) -> Result:
-    params: Any = spec.params
-    nodes = n.nodes(params.target)
-    pause, resume = _PAUSE[params.what](n)
+def _pause(n: NemesisWorld, p: PauseFault, firing: Firing) -> Applied:
+    nodes = n.resolver.nodes(p.target)
+    pause, resume = _pause_pair(n, p.what)
     applied = each(nodes, pause)
-    return nodes, lambda: each(nodes, resume), applied
+    return firing.applied(nodes, lambda: each(nodes, resume), at=applied)
 
 
-def _pause_pair(n: Nemesis, what: PauseWhat) -> tuple[Callable[[str], float], ...]:
+def _pause_pair(n: NemesisWorld, what: PauseWhat) -> tuple[Callable[[str], float], ...]:
     ops = n.ops
     if what is PauseWhat.NODE:
         return ops.pause_machine, ops.resume_machine
@@ -121,53 +146,44 @@ def _pause_pair(n: Nemesis, what: PauseWhat) -> tuple[Callable[[str], float], ..
     return (lambda h: ops.signal_postgres(h, "STOP"), lambda h: ops.signal_postgres(h, "CONT"))
 
 
-_PAUSE = {what: (lambda n, what=what: _pause_pair(n, what)) for what in PauseWhat}
-
-
 # ---------------------------------------------------------------- network
 
 
-def _ips(n: Nemesis) -> dict[str, str]:
+def _ips(n: NemesisWorld) -> dict[str, str]:
     c = n.cluster
     ips = {host: c.ip(host) for host in c.hosts}
     return {**ips, "haproxy": c.layout.haproxy_ip, CLIENT_HOST: c.layout.gateway}
 
 
-def _partition(n: Nemesis, spec: FaultSpec, fid: int) -> Result:
+def _partition(n: NemesisWorld, p: PartitionFault, firing: Firing) -> Applied:
     c = n.cluster
     everyone = [*c.hosts, "haproxy", CLIENT_HOST]  # isolate cuts clients and HAProxy off too
-    pairs, hosts = partition_pairs(spec.params, n.resolve, everyone)  # type: ignore[arg-type]
+    pairs, hosts = partition_pairs(p, n.resolver.resolve, everyone)
     rules = drop_rules(pairs, _ips(n), managed=[*c.hosts, "haproxy"])
-    applied = n.ops.set_rules(fid, rules)
-    return tuple(dict.fromkeys(hosts)), lambda: n.ops.clear_rules(fid), applied
+    applied = n.ops.set_rules(firing.id, rules)
+    return firing.applied(
+        tuple(dict.fromkeys(hosts)), lambda: n.ops.clear_rules(firing.id), at=applied
+    )
 
 
-def _heal(n: Nemesis, _spec: FaultSpec, _: int) -> Result:
-    for applied in list(n.active):
-        if applied.spec.kind in NETWORK_KINDS:
-            n.end(applied)
-    return (), None, time.monotonic()
+def _heal(n: NemesisWorld, _: HealFault, firing: Firing) -> Applied:
+    end_network_faults(n)
+    return firing.applied((), None, at=time.monotonic())
 
 
-def _loss(n: Nemesis, spec: FaultSpec, fid: int) -> Result:
-    params: Any = spec.params
-    hosts = n.resolve(params.targets)
-    applied = n.ops.set_rules(fid, loss_rules(hosts, params.rate))
-    return hosts, lambda: n.ops.clear_rules(fid), applied
-
-
-def _latency(_n: Nemesis, _spec: FaultSpec, _: int) -> Result:
-    raise Skip("latency needs netem, which this kernel lacks (run it in the simulator)")
+def _loss(n: NemesisWorld, p: LossFault, firing: Firing) -> Applied:
+    hosts = n.resolver.resolve(p.targets)
+    applied = n.ops.set_rules(firing.id, loss_rules(hosts, p.rate))
+    return firing.applied(hosts, lambda: n.ops.clear_rules(firing.id), at=applied)
 
 
 # ---------------------------------------------------------------- clocks, etcd, disk
 
 
-def _clock(n: Nemesis, spec: FaultSpec, _: int) -> Result:
-    params: Any = spec.params
+def _clock(n: NemesisWorld, p: ClockFault, firing: Firing) -> Applied:
     if not uses_faketime(n.scenario):
         raise Skip("the nodes run without libfaketime")
-    hosts = n.resolve(params.target)
+    hosts = n.resolver.resolve(p.target)
     if any(host not in n.cluster.node_names for host in hosts):
         raise Skip("etcd ignores libfaketime: only database nodes' clocks can be skewed")
     now = time.monotonic()
@@ -175,21 +191,24 @@ def _clock(n: Nemesis, spec: FaultSpec, _: int) -> Result:
 
     def change(host: str) -> float:
         offset, drift = before[host]
-        offset = params.offset_s if params.offset_s is not None else offset
-        drift = params.drift_ppm if params.drift_ppm is not None else drift
-        return n.ops.set_clock(host, offset + (params.jump_s or 0.0), drift)
+        offset = p.offset_s if p.offset_s is not None else offset
+        drift = p.drift_ppm if p.drift_ppm is not None else drift
+        return n.ops.set_clock(host, offset + (p.jump_s or 0.0), drift)
 
     applied = each(hosts, change)
-    if params.offset_s is None and params.drift_ppm is None:
-        return hosts, None, applied  # a jump is a one-off step: nothing to undo
-    return hosts, lambda: each(hosts, lambda h: n.ops.set_clock(h, *before[h])), applied
+    if p.offset_s is None and p.drift_ppm is None:
+        return firing.applied(hosts, None, at=applied)  # a jump is a one-off step: no undo
+
+    def undo() -> float:
+        return each(hosts, lambda h: n.ops.set_clock(h, *before[h]))
+
+    return firing.applied(hosts, undo, at=applied)
 
 
-def _etcd(n: Nemesis, spec: FaultSpec, _: int) -> Result:
-    params: Any = spec.params
-    members = n.resolve(params.member, etcd=True)
+def _etcd(n: NemesisWorld, p: EtcdFault, firing: Firing) -> Applied:
+    members = n.resolver.resolve(p.member, etcd=True)
     own = set(n.cluster.layout.own_etcd_hosts)
-    ops, kill = n.ops, params.action is EtcdAction.KILL
+    ops, kill = n.ops, p.action is EtcdAction.KILL
 
     def stop(member: str) -> float:
         host = n.cluster.host_of(member)
@@ -203,19 +222,21 @@ def _etcd(n: Nemesis, spec: FaultSpec, _: int) -> Result:
             return ops.start_machine(host) if kill else ops.resume_machine(host)
         return ops.start_process(host, "etcd") if kill else ops.signal(host, "etcd", "CONT")
 
-    return members, lambda: each(members, resume), each(members, stop)
+    applied = each(members, stop)
+    return firing.applied(members, lambda: each(members, resume), at=applied)
 
 
-def _disk_full(n: Nemesis, spec: FaultSpec, _: int) -> Result:
-    nodes = n.nodes(spec.params.target)  # type: ignore[union-attr]
-    return nodes, lambda: each(nodes, n.ops.free_disk), each(nodes, n.ops.fill_disk)
+def _disk_full(n: NemesisWorld, p: DiskFullFault, firing: Firing) -> Applied:
+    nodes = n.resolver.nodes(p.target)
+    applied = each(nodes, n.ops.fill_disk)
+    return firing.applied(nodes, lambda: each(nodes, n.ops.free_disk), at=applied)
 
 
 # ---------------------------------------------------------------- operator requests
 
 
 def _operator(
-    n: Nemesis, spec: FaultSpec, fid: int, request: tuple[str, dict[str, Any]], order: list[str]
+    n: NemesisWorld, firing: Firing, request: tuple[str, dict[str, Any]], order: Sequence[str]
 ) -> None:
     """POST in a thread (a switchover answers when done); the fault's start is recorded at
     sending, with the status and the agent that answered, and the answer as an `operator` event
@@ -232,11 +253,13 @@ def _operator(
                 via = node
                 break
         last = answers[-1]
-        n._record_fault("start", last.sent, spec, fid, hosts, status=last.status, via=via)
+        n.record_fault(
+            "start", last.sent, firing.spec, firing.id, hosts, status=last.status, via=via
+        )
         outcome, error = operator_result(last.status, last.body, any(a.timed_out for a in answers))
         fields = operator_fields(
             request=path.strip("/"),
-            fault_id=fid,
+            fault_id=firing.id,
             leader=body.get("leader"),
             candidate=body.get("candidate"),
             scheduled="scheduled_at" in body,
@@ -245,83 +268,51 @@ def _operator(
             error=error,
             via=via,
         )
-        n._record(last.answered, "operator", "ctl", **fields)
+        n.record(last.answered, "operator", "ctl", **fields)
 
     thread = threading.Thread(target=run, name=f"nemesis-{path.strip('/')}", daemon=True)
     n.operators.append(thread)
     thread.start()
 
 
-def operator_result(status: int | None, body: bytes, timed_out: bool) -> tuple[str, str | None]:
-    """The outcome and error identifier of an agent's answer to a switchover or failover.
-
-    pgha's REST API names a refusal in its JSON body (`refusal`: a pgha.engine.operator value);
-    its other failures, and Patroni's answers, are told apart by status and text.
-    """
-    if status is None:
-        return FAILED, "timeout" if timed_out else "unreachable"
-    outcome = outcome_of_status(status)
-    if outcome == ACCEPTED:
-        return outcome, None
-    try:
-        document = json.loads(body)
-    except ValueError:
-        document = None
-    if isinstance(document, dict) and isinstance(document.get("refusal"), str):
-        return outcome, str(document["refusal"])
-    text = body.decode(errors="replace").lower()
-    if status == 503 and "dcs" in text:
-        return outcome, "dcs_unavailable"  # pgha: the DCS is not reachable
-    if status == 503 and "status unknown" in text:
-        return outcome, "timeout"  # written, but no new leader before the API's deadline
-    if status == 503 and "failed" in text:
-        return outcome, "not_done"  # written, then dropped with the leader unchanged
-    return outcome, f"http_{status}"
-
-
-def _switchover(n: Nemesis, spec: FaultSpec, fid: int) -> Result:
-    params: Any = spec.params
-    leader = n.resolve(params.leader)[0] if params.leader is not None else n._primary(False)
-    if leader is None:
-        raise Skip("no primary to switch over from")
-    body: dict[str, Any] = {"leader": leader}
-    if params.candidate is not None:
-        body["candidate"] = n.resolve(params.candidate)[0]
-    if params.scheduled_at_s is not None:
-        wall = time.time() + (n.t0_mono + params.scheduled_at_s - time.monotonic())
+def _switchover(n: NemesisWorld, p: SwitchoverFault, firing: Firing) -> Applied:
+    ask = switchover_ask(p, n.resolver)
+    body: dict[str, Any] = {"leader": ask.leader}
+    if ask.candidate is not None:
+        body["candidate"] = ask.candidate
+    if p.scheduled_at_s is not None:
+        wall = time.time() + (n.t0_mono + p.scheduled_at_s - time.monotonic())
         body["scheduled_at"] = datetime.fromtimestamp(wall, UTC).isoformat()
-    others = [node for node in n.cluster.node_names if node != leader]
-    _operator(n, spec, fid, ("/switchover", body), [leader, *others])
-    return (
-        tuple(dict.fromkeys(h for h in (leader, body.get("candidate")) if h)),
-        None,
-        time.monotonic(),
-    )
+    _operator(n, firing, ("/switchover", body), ask.order)
+    return _asked(firing, ask)
 
 
-def _failover(n: Nemesis, spec: FaultSpec, fid: int) -> Result:
-    params: Any = spec.params
-    candidate = n.resolve(params.candidate)[0]
-    others = [node for node in n.cluster.node_names if node != candidate]
-    _operator(n, spec, fid, ("/failover", {"candidate": candidate}), [candidate, *others])
-    return (candidate,), None, time.monotonic()
+def _failover(n: NemesisWorld, p: FailoverFault, firing: Firing) -> Applied:
+    ask = failover_ask(p, n.resolver)
+    _operator(n, firing, ("/failover", {"candidate": ask.candidate}), ask.order)
+    return _asked(firing, ask)
 
 
-APPLY: dict[FaultKind, Callable[[Nemesis, FaultSpec, int], Result]] = {
-    FaultKind.KILL: _kill,
-    FaultKind.RESTART: _restart,
-    FaultKind.KILL_AGENT: _kill_agent,
-    FaultKind.KILL_POSTGRES: _kill_postgres,
-    FaultKind.PAUSE: _pause,
-    FaultKind.PARTITION: _partition,
-    FaultKind.HEAL: _heal,
-    FaultKind.CLOCK: _clock,
-    FaultKind.ETCD: _etcd,
-    FaultKind.LOSS: _loss,
-    FaultKind.LATENCY: _latency,
-    FaultKind.DISK_FULL: _disk_full,
-    FaultKind.SWITCHOVER: _switchover,
-    FaultKind.FAILOVER: _failover,
-    FaultKind.CONFIG: apply_config,
-    FaultKind.ETCD_PUT: apply_etcd_put,
-}
+def _asked(firing: Firing, ask: OperatorAsk) -> Applied:
+    # The request is in flight (its answer is recorded when it comes): nothing to undo.
+    return firing.applied(tuple(dict.fromkeys(ask.parties)), None, at=time.monotonic())
+
+
+APPLY = appliers(
+    "chaos",
+    on(KillFault, _kill),
+    on(RestartFault, _restart),
+    on(KillAgentFault, _kill_agent),
+    on(KillPostgresFault, _kill_postgres),
+    on(PauseFault, _pause),
+    on(PartitionFault, _partition),
+    on(HealFault, _heal),
+    on(ClockFault, _clock),
+    on(EtcdFault, _etcd),
+    on(LossFault, _loss),
+    on(DiskFullFault, _disk_full),
+    on(SwitchoverFault, _switchover),
+    on(FailoverFault, _failover),
+    on(ConfigFault, apply_config),
+    on(EtcdPutFault, apply_etcd_put),
+)

@@ -56,10 +56,6 @@ class ActionError(RuntimeError):
     """A primitive could not be applied (the message says why; no secrets)."""
 
 
-class Skip(Exception):
-    """A fault cannot be applied now (the message says why): recorded as skipped."""
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClockState:
     """A node's wall clock: `offset_s` ahead of true time at `set_mono`, drifting since."""

@@ -1,7 +1,8 @@
 # The `config` and `etcd_put` faults on real containers, as sim/faults_ops.py applies them in the
 # simulator. A `config` change is a real authenticated `PATCH /config` to the agents' REST APIs in
-# turn (`node` first) until one answers, sent from a thread (a partitioned API holds the request
-# up to its timeout) and ending in one `operator` event (docs/history.md, "Operator requests"); the
+# turn (`node` first: the planner's asking order, pgha/faults) until one answers, sent from a
+# thread (a partitioned API holds the request up to its timeout) and ending in one `operator` event
+# with the same fields as the simulator's (docs/history.md, "Operator requests"); the
 # document it replaced is read with `GET /config` just before, and `for` sends the merge patch
 # that turns the document of that moment back into it. An `etcd_put` is `etcdctl put` through
 # etcd's own JSON gateway (the harness's etcd client, chaos/history.py): the bytes, no lease, no
@@ -9,7 +10,8 @@
 # the key when there was none or that lease has ended) only if the key still holds the bytes it
 # wrote: a key an agent has repaired or replaced since is not touched. Safety rule protected: an
 # undo never overwrites what the cluster itself wrote after the fault.
-"""Appliers for operator `config` changes and raw `etcd_put` writes on a ChaosCluster."""
+"""Appliers for operator `config` changes and raw `etcd_put` writes on a ChaosCluster, and how an
+agent's answer to an operator's request reads as an outcome."""
 
 from __future__ import annotations
 
@@ -20,61 +22,51 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chaos.configs import ETCD_CLIENT_PORT, NAMESPACE, SCOPE
 from chaos.nemesis_ops import ActionError, RestAnswer
-from pgha.operator_history import ACCEPTED, REFUSED, operator_fields, outcome_of_status
-from pgha.scenario import FaultSpec
-
-if TYPE_CHECKING:
-    from chaos.nemesis import Nemesis
-    from chaos.nemesis_faults import Result
+from chaos.nemesis_world import NemesisWorld
+from pgha.faults import Applied, ConfigChange, Document, Firing, config_ask
+from pgha.operator_history import (
+    ACCEPTED,
+    CONFLICT,
+    FAILED,
+    INVALID_CONFIG,
+    REFUSED,
+    config_fields,
+    outcome_of_status,
+)
+from pgha.scenario import ConfigFault, EtcdPutFault
 
 ETCD_TIMEOUT_S = 2.0  # one request to one etcd member; then the next member
 MAX_DETAIL = 300  # characters of an API's error message kept in the history
-Document = dict[str, Any]
 
 
 # ---------------------------------------------------------------- config: PATCH /config
 
 
-@dataclass
-class ConfigChange:
-    """One `config` fault: what it sends where, and the document its accepted change replaced."""
-
-    fault_id: int
-    patch: Document
-    order: tuple[str, ...]
-    previous: Document | None = None
-    thread: threading.Thread | None = None
-
-
-def apply_config(n: Nemesis, spec: FaultSpec, fid: int) -> Result:
+def apply_config(n: NemesisWorld, p: ConfigFault, firing: Firing) -> Applied:
     """Send the patch from a thread; `for` puts the replaced document back."""
-    params: Any = spec.params
-    asked = n.nodes(params.node)[0] if params.node is not None else None
-    nodes = list(n.cluster.node_names)
-    order = tuple(nodes if asked is None else [asked, *(x for x in nodes if x != asked)])
-    change = ConfigChange(fid, json.loads(json.dumps(params.patch)), order)
-    change.thread = threading.Thread(
+    ask = config_ask(p, n.resolver)
+    change = ConfigChange.of(firing.id, p, ask)
+    thread = threading.Thread(
         target=send_config, args=(n, change, False), name="nemesis-config", daemon=True
     )
-    n.operators.append(change.thread)
+    n.operators.append(thread)
     sent = time.monotonic()
-    change.thread.start()
+    thread.start()
 
     def undo() -> float:
-        if change.thread is not None:
-            change.thread.join()  # the change's own answer first
+        thread.join()  # the change's own answer first
         if change.previous is not None:  # refused or failed: nothing to put back
             send_config(n, change, True)
         return time.monotonic()
 
-    return (() if asked is None else (asked,)), undo, sent
+    return firing.applied(ask.asked, undo, at=sent)
 
 
-def send_config(n: Nemesis, change: ConfigChange, restore: bool) -> None:
+def send_config(n: NemesisWorld, change: ConfigChange, restore: bool) -> None:
     """Ask the REST APIs in turn until one answers; record the answer."""
     answer, via, timed_out = RestAnswer(time.monotonic(), time.monotonic(), None), None, False
     for node in change.order:
@@ -94,30 +86,53 @@ def send_config(n: Nemesis, change: ConfigChange, restore: bool) -> None:
             change.previous = stored
         break
     outcome, error = config_result(answer.status, answer.body, timed_out)
-    fields = operator_fields(
-        request="config",
+    fields = config_fields(
         fault_id=change.fault_id,
-        leader=None,
-        candidate=None,
-        scheduled=False,
         outcome=outcome,
         status=answer.status,
         error=error,
         via=via,
+        restore=restore,
+        detail=None if outcome == ACCEPTED else _detail(answer.body),
     )
-    detail = None if outcome == ACCEPTED else _detail(answer.body)
-    n._record(answer.answered, "operator", "ctl", **fields, restore=restore, detail=detail)
+    n.record(answer.answered, "operator", "ctl", **fields)
 
 
 def config_result(status: int | None, body: bytes, timed_out: bool) -> tuple[str, str | None]:
-    """The outcome and error identifier of an answer to `PATCH /config`."""
-    from chaos.nemesis_faults import operator_result  # the switchover's rules for the rest
-
+    """The outcome and error identifier of an answer to `PATCH /config` (the switchover's rules
+    for everything but a refused configuration)."""
     if status == 400:
-        return REFUSED, "invalid_config"  # the configuration was checked and refused
+        return REFUSED, INVALID_CONFIG  # the configuration was checked and refused
     if status == 409:
-        return REFUSED, "conflict"  # every compare-and-set lost a race
+        return REFUSED, CONFLICT  # every compare-and-set lost a race
     return operator_result(status, body, timed_out)
+
+
+def operator_result(status: int | None, body: bytes, timed_out: bool) -> tuple[str, str | None]:
+    """The outcome and error identifier of an agent's answer to a switchover or failover.
+
+    pgha's REST API names a refusal in its JSON body (`refusal`: a pgha.engine.operator value);
+    its other failures, and Patroni's answers, are told apart by status and text.
+    """
+    if status is None:
+        return FAILED, "timeout" if timed_out else "unreachable"
+    outcome = outcome_of_status(status)
+    if outcome == ACCEPTED:
+        return outcome, None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and isinstance(document.get("refusal"), str):
+        return outcome, str(document["refusal"])
+    text = body.decode(errors="replace").lower()
+    if status == 503 and "dcs" in text:
+        return outcome, "dcs_unavailable"  # pgha: the DCS is not reachable
+    if status == 503 and "status unknown" in text:
+        return outcome, "timeout"  # written, but no new leader before the API's deadline
+    if status == 503 and "failed" in text:
+        return outcome, "not_done"  # written, then dropped with the leader unchanged
+    return outcome, f"http_{status}"
 
 
 def reverse_patch(current: Document, wanted: Document) -> Document:
@@ -152,22 +167,21 @@ def _detail(body: bytes) -> str | None:
 # ---------------------------------------------------------------- etcd_put: etcdctl put
 
 
-def apply_etcd_put(n: Nemesis, spec: FaultSpec, _: int) -> Result:
+def apply_etcd_put(n: NemesisWorld, p: EtcdPutFault, firing: Firing) -> Applied:
     """Put the value's bytes into the key with no lease; `for` puts the old entry back."""
-    params: Any = spec.params
     etcd = EtcdGateway(
         [f"http://{n.cluster.ip(m)}:{ETCD_CLIENT_PORT}" for m in n.cluster.etcd_names]
     )
-    key = f"{NAMESPACE.rstrip('/')}/{SCOPE}/{params.key}"
+    key = f"{NAMESPACE.rstrip('/')}/{SCOPE}/{p.key}"
     old = etcd.get(key)
-    revision = etcd.put(key, params.value.encode())
+    revision = etcd.put(key, p.value.encode())
     applied = time.monotonic()
 
     def undo() -> float:
         etcd.restore(key, old, revision)
         return time.monotonic()
 
-    return (), undo, applied
+    return firing.applied((), undo, at=applied)
 
 
 @dataclass(frozen=True, slots=True)

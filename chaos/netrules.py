@@ -5,20 +5,19 @@
 # iptables-restore, so healing a fault removes exactly its rules and a rebooted container (a new
 # network namespace) gets back the rules it must have. Safety rule protected: a partition is in
 # force on both sides of every cut link, so a message cannot slip through a side not yet updated.
-"""Pure helpers: which host pairs a partition cuts, and the iptables rules for them."""
+"""Pure helpers: the iptables rules for the host pairs a partition cuts (which pairs it cuts is the
+planner's business, pgha.faults.partition_pairs, shared with the simulator)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pgha.scenario import PartitionFault, Target
+from pgha.faults import Pair
 
 CHAIN_IN = "PGHA-CHAOS-IN"
 CHAIN_OUT = "PGHA-CHAOS-OUT"
 RULES_ENV = "PGHA_CHAOS_RULES"
-
-Pair = tuple[str, str]  # (src, dst): messages from src to dst are dropped
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,38 +33,6 @@ class Rule:
         if any(not word or any(c.isspace() or c in "'\"" for c in word) for word in words):
             raise ValueError(f"an iptables argument must be one plain word: {words}")
         return " ".join(words)
-
-
-def split(groups: Sequence[Sequence[str]]) -> list[Pair]:
-    """Hosts in different groups cannot reach each other, both ways."""
-    pairs: list[Pair] = []
-    for i, group in enumerate(groups):
-        for other in groups[i + 1 :]:
-            for a in group:
-                pairs.extend(pair for b in other for pair in ((a, b), (b, a)))
-    return pairs
-
-
-def partition_pairs(
-    p: PartitionFault, resolve: Callable[[Target], tuple[str, ...]], everyone: Sequence[str]
-) -> tuple[list[Pair], tuple[str, ...]]:
-    """The directed pairs a partition cuts and the hosts it names, as the simulator computes them.
-
-    `resolve` turns a target into host names when the fault fires; `everyone` is every host that
-    can send (`isolate` cuts its targets off from all of them, clients and HAProxy included).
-    """
-    if p.isolate is not None:
-        inside = resolve(p.isolate)
-        return split([list(inside), [h for h in everyone if h not in inside]]), inside
-    if p.groups is not None:
-        groups = [[h for t in group for h in resolve(t)] for group in p.groups]
-        return split(groups), tuple(h for g in groups for h in g)
-    if p.one_way is not None:
-        src, dst = resolve(p.one_way[0]), resolve(p.one_way[1])
-        return [(s, d) for s in src for d in dst if s != d], (*src, *dst)
-    assert p.bridge is not None
-    a, b = resolve(p.bridge.a), resolve(p.bridge.b)
-    return split([list(a), list(b)]), (*a, *b, *resolve(p.bridge.bridge))
 
 
 def drop_rules(

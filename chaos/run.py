@@ -22,7 +22,7 @@ from chaos.history import (
     EventLog,
     LeaderWatch,
     MergeStats,
-    Observation,
+    PgReading,
     Poller,
     merge,
     run_start_fields,
@@ -252,10 +252,10 @@ class ChaosRun:
     def _dsn_of(self, target: str) -> str:
         return self.cluster.haproxy_dsn() if target == "haproxy" else self.cluster.dsn(target)
 
-    def _observe(self, node: str) -> Observation | None:
+    def _observe(self, node: str) -> PgReading | None:
         seen = observe(self.cluster.dsn(node), self.node_of_host)
         if seen is None and self._state(node) not in ("running", "paused"):
-            return Observation(role="crashed")  # the machine is down (killed, or reset)
+            return PgReading(role="crashed")  # the machine is down (killed, or reset)
         return seen
 
     def _say(self, line: str) -> None:

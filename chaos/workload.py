@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import psycopg
 
-from chaos.history import EventLog, Observation
+from chaos.history import EventLog, PgReading
 
 CONNECT_TIMEOUT_S = 2  # libpq's connect_timeout (whole seconds; libpq treats < 2 as 2)
 # Of the write timeout: a statement stuck before COMMIT (a lock, a full disk) ends with a clean
@@ -61,7 +61,7 @@ READ_IDS = "SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM writes"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
+class WriteResult:
     """How one write ended, as the client records it."""
 
     kind: Literal["ok", "fail", "info"]
@@ -219,7 +219,7 @@ class Session:
             self._conn.close()
         self._conn, self._server = None, None
 
-    def write(self, write_id: int) -> Outcome:
+    def write(self, write_id: int) -> WriteResult:
         """Insert `write_id` and commit it, within the write timeout; classify the outcome."""
         deadline = time.monotonic() + self.timeout_s
         if self._conn is not None and _dropped(self._conn):
@@ -231,7 +231,7 @@ class Session:
         assert self._conn is not None
         return self._transaction(self._conn, write_id, deadline)
 
-    def _connect(self, deadline: float) -> Outcome | None:
+    def _connect(self, deadline: float) -> WriteResult | None:
         self.close()
         try:
             conn = psycopg.connect(
@@ -241,7 +241,7 @@ class Session:
                 options=f"-c statement_timeout={self.statement_timeout_ms}",
             )
         except psycopg.Error as error:
-            return Outcome(kind="fail", error=connect_error(error))
+            return WriteResult(kind="fail", error=connect_error(error))
         conn.add_notice_handler(lambda notice: self._notices.append(_notice_text(notice)))
         guard = _Deadline(conn, deadline)
         try:
@@ -250,10 +250,12 @@ class Session:
         except psycopg.Error as error:
             guard.finish()
             conn.close()
-            return Outcome(kind="fail", error="timeout" if guard.fired else connect_error(error))
+            return WriteResult(
+                kind="fail", error="timeout" if guard.fired else connect_error(error)
+            )
         if guard.finish():
             conn.close()
-            return Outcome(kind="fail", error="timeout")
+            return WriteResult(kind="fail", error="timeout")
         host = row[0] if row else None
         self._conn = conn
         self._server = self.node_of_host.get(host, host) if host else None
@@ -261,7 +263,7 @@ class Session:
 
     def _transaction(
         self, conn: psycopg.Connection[Any], write_id: int, deadline: float
-    ) -> Outcome:
+    ) -> WriteResult:
         served_by = self._server
         guard = _Deadline(conn, deadline)
         committing = False
@@ -276,25 +278,25 @@ class Session:
         if guard.finish():  # committed, but the socket was cut just after: start afresh
             self.close()
         if _sync_cancelled(self._notices):
-            return Outcome(kind="info", error="sync_cancelled", served_by=served_by)
+            return WriteResult(kind="info", error="sync_cancelled", served_by=served_by)
         timeline, lsn = (row[0], row[1]) if row else (None, None)
-        return Outcome(kind="ok", served_by=served_by, timeline=timeline, lsn=lsn)
+        return WriteResult(kind="ok", served_by=served_by, timeline=timeline, lsn=lsn)
 
     def _failed(
         self, conn: psycopg.Connection[Any], error: psycopg.Error, *, fired: bool, committing: bool
-    ) -> Outcome:
+    ) -> WriteResult:
         served_by = self._server
         ident = "timeout" if fired else statement_error(error, conn)
         lost = fired or conn.broken or conn.closed
         if committing and lost:
             self.close()
-            return Outcome(kind="info", error=ident, served_by=served_by)
+            return WriteResult(kind="info", error=ident, served_by=served_by)
         # Before COMMIT (or COMMIT answered with an error): the transaction cannot have committed.
         if lost:
             self.close()
         else:
             self._rollback(conn)
-        return Outcome(kind="fail", error=ident, served_by=served_by)
+        return WriteResult(kind="fail", error=ident, served_by=served_by)
 
     def _rollback(self, conn: psycopg.Connection[Any]) -> None:
         guard = _Deadline(conn, time.monotonic() + min(self.timeout_s, 2.0))
@@ -379,7 +381,7 @@ class Workload:
         finally:
             session.close()
 
-    def write_one(self, session: Session) -> Outcome:
+    def write_one(self, session: Session) -> WriteResult:
         """One write: `invoke`, then its outcome, recorded around the real operation."""
         with self._ids_lock:
             write_id = next(self._ids)
@@ -430,11 +432,11 @@ def create_table(dsn: str, *, timeout_s: float = 60.0) -> None:
             time.sleep(0.5)
 
 
-def _observation(row: Sequence[Any], node_of_host: Mapping[str, str]) -> Observation:
-    """A row of STATE as an Observation (a replica's timeline: the newest it shows)."""
+def _observation(row: Sequence[Any], node_of_host: Mapping[str, str]) -> PgReading:
+    """A row of STATE as an PgReading (a replica's timeline: the newest it shows)."""
     in_recovery, sender = bool(row[0]), row[6]
     seen = [int(t) for t in (row[3:6] if in_recovery else row[1:2]) if t]
-    return Observation(
+    return PgReading(
         role="replica" if in_recovery else "primary",
         timeline=max(seen) if seen else None,
         lsn=int(row[2]) if row[2] is not None else None,
@@ -444,7 +446,7 @@ def _observation(row: Sequence[Any], node_of_host: Mapping[str, str]) -> Observa
 
 def observe(
     dsn: str, node_of_host: Mapping[str, str], *, timeout_s: float = OBSERVE_TIMEOUT_S
-) -> Observation | None:
+) -> PgReading | None:
     """A node's PostgreSQL as it is now; None when it gave no answer in time (paused, cut off)."""
     try:
         conn = _connect(dsn, timeout_s)
@@ -461,11 +463,11 @@ def observe(
     return None if row is None else _observation(row, node_of_host)
 
 
-def _unreachable(error: str) -> Observation | None:
+def _unreachable(error: str) -> PgReading | None:
     if error in ("refused", "shutting_down"):
-        return Observation(role="stopped")
+        return PgReading(role="stopped")
     if error == "starting":
-        return Observation(role="starting")
+        return PgReading(role="starting")
     return None  # timeout, unreachable, ...: no answer, the role is unknown
 
 

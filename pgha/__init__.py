@@ -8,3 +8,5 @@ the CLI.
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__"]

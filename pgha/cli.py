@@ -31,7 +31,7 @@ from pgha.cli_verdict import simulated, verdict
 
 if TYPE_CHECKING:
     from pgha.scenario import FaultSpec, Scenario
-    from sim.explore import Budget, Outcome, Progress
+    from sim.explore import Budget, Progress, Verdict
 
 DESCRIPTION = (
     "pgha: a Patroni-style high-availability manager for PostgreSQL whose pure decision engine "
@@ -110,8 +110,11 @@ def _explore_parser(commands: Any) -> None:
 # Commands with a parser of their own, imported only when used: module and one-line summary.
 PASS_THROUGH: dict[str, tuple[str, str]] = {
     "agent": ("pgha.agent.main", "run the HA agent beside one PostgreSQL server"),
-    "ctl": ("pgha.agent.ctl", "inspect and operate a running cluster, like patronictl"),
-    "softdog": ("pgha.agent.softdog", "the watchdog emulation for hosts without /dev/watchdog"),
+    "ctl": ("pgha.ctl.main", "inspect and operate a running cluster, like patronictl"),
+    "softdog": (
+        "pgha.agent.watchdog.softdog",
+        "the watchdog emulation for hosts without /dev/watchdog",
+    ),
     "chaos": ("chaos.cli", "run scenarios against real containers (PostgreSQL, etcd, HAProxy)"),
     "notebooks": ("pgha.notebooks", "run and check the notebooks; render them to reports/*.html"),
 }
@@ -367,7 +370,7 @@ class _ExploreJob:
         return lines
 
     def hypothesis(self) -> list[str]:
-        from sim.explore_hypothesis import search
+        from sim.explore.hypothesis_search import search
 
         result = search(
             self.scenario,
@@ -391,8 +394,8 @@ class _ExploreJob:
         self,
         seed: int,
         shrunk: tuple[FaultSpec, ...],
-        shrunk_outcome: Outcome,
-        original: tuple[tuple[FaultSpec, ...], Outcome] | None = None,
+        shrunk_outcome: Verdict,
+        original: tuple[tuple[FaultSpec, ...], Verdict] | None = None,
     ) -> list[str]:
         # `original`: the schedule as the sweep found it (Hypothesis hands back only the shrunk).
         from sim.explore import write_reproducer
@@ -459,7 +462,7 @@ class _ExploreJob:
         )
 
 
-def _at(outcome: Outcome) -> str:
+def _at(outcome: Verdict) -> str:
     first = outcome.first_violation_s
     if first is None:
         return ""

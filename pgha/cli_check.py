@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from pgha.checks import CheckReport
     from pgha.history import Event
+    from pgha.located.tree import Node
     from pgha.scenario import ChecksSpec
-    from pgha.scenario._yaml import Node
 
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT = 0, 1, 2  # as `pgha sim run`
 EXIT_INTERRUPTED = 130
@@ -282,9 +282,9 @@ def _spec_field(key: str) -> str:
 
 def parse_override(option: str) -> tuple[str, Any]:
     """``--set key=value`` as (ChecksSpec field, value); the value in the scenario's syntax."""
+    from pgha.located.errors import Problem
+    from pgha.located.tree import ROOT, Node, compose, suggest
     from pgha.scenario import _sections
-    from pgha.scenario._errors import Problem
-    from pgha.scenario._yaml import ROOT, Node, compose, suggest
 
     keys = _checks_keys()
     key, sep, value = option.partition("=")
@@ -308,9 +308,9 @@ def parse_override(option: str) -> tuple[str, Any]:
 
 def checks_from_file(path: Path) -> ChecksSpec:
     """The `checks:` section of a scenario file, or of a file holding only that section."""
-    from pgha.scenario import _sections
-    from pgha.scenario._errors import Problem
-    from pgha.scenario._yaml import compose
+    from pgha.located.errors import Problem
+    from pgha.located.tree import compose
+    from pgha.scenario import ScenarioError, _sections
 
     source = os.fspath(path)
     try:
@@ -322,19 +322,19 @@ def checks_from_file(path: Path) -> ChecksSpec:
     try:
         return _sections.checks(_checks_node(compose(text)))
     except Problem as problem:
-        raise problem.at(source) from None
+        raise problem.at(source, ScenarioError) from None
 
 
 def _checks_node(root: Node) -> Node | None:
-    from pgha.scenario._load import SCENARIO_KEYS
-    from pgha.scenario._yaml import Node, problem
+    from pgha.located.tree import Node, problem
+    from pgha.scenario import ACCEPTED_KEYS
 
     if not isinstance(root.value, dict):
         raise problem(root, "a scenario, or a mapping with a checks: section")
     section = root.value.get("checks")
     if isinstance(section, Node):
         return section
-    if set(root.value) & (set(SCENARIO_KEYS) - set(_checks_keys())):
+    if set(root.value) & (set(ACCEPTED_KEYS["scenario"]) - set(_checks_keys())):
         return None  # a scenario without a checks: section runs the default checks
     return root  # the section's keys at the top level
 

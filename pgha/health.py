@@ -1,5 +1,5 @@
-# The REST answers peers and load balancers read (reference section 1a), as pure functions of the
-# agent's published status and the request. `/primary` is 200 only while the local lock deadline
+# The REST answers peers and load balancers read (docs/patroni-rules.md §1a), as pure functions of
+# the agent's published status and the request. `/primary` is 200 only while the local lock deadline
 # (set by our own successful acquire or compare-and-set) has not passed and PostgreSQL really runs
 # read-write: never from a DCS read (bug zoo 2). The DCS view counts only while fresh (read within
 # ttl), as Patroni's cached cluster does. `peer_status_from_patroni` is the other side: how a
@@ -170,7 +170,7 @@ def _answer(ok: bool, status: AgentStatus, now_mono: float) -> Answer:
 
 def _primary_ok(status: AgentStatus, now_mono: float) -> bool:
     if status.paused and fresh_view(status, now_mono) is None:
-        return _writable(status)  # paused and no DCS: PostgreSQL's own role (reference 1a)
+        return _writable(status)  # paused and no DCS: PostgreSQL's own role (§1a)
     return is_leader(status, now_mono) and _writable(status)
 
 

@@ -1,9 +1,9 @@
 # The agent loop, written once for every world: observe, decide, act in order, sleep until the wake
-# time or a leader-key change (DESIGN.md, "The engine contract"). It is a generator of requests so
-# that a blocking driver (the real agent, tests on a virtual clock) and a SimPy driver run the very
-# same steps; drivers only answer requests and never choose HA behaviour. The not_after rule lives
-# in `executor.action_steps`, which this loop delegates to. After each decision the loop publishes
-# an `AgentStatus` (pgha.status: what the REST API answers from) and emits history events
+# time or a leader-key change (docs/design.md, "The engine contract"). It is a generator of requests
+# so that a blocking driver (the real agent, tests on a virtual clock) and a SimPy driver run the
+# very same steps; drivers only answer requests and never choose HA behaviour. The not_after rule
+# lives in `executor.action_steps`, which this loop delegates to. After each decision the loop
+# publishes an `AgentStatus` (pgha.status: what the REST API answers from) and emits history events
 # (pgha.events).
 """The world-independent agent loop, its requests and a blocking driver."""
 

@@ -46,7 +46,7 @@ class Clock(Protocol):
 
 
 class Dcs(Protocol):
-    """The cluster's keys, as seen and written by one node (reference section 0)."""
+    """The cluster's keys, as seen and written by one node (docs/patroni-rules.md §0)."""
 
     def read_cluster(self) -> ClusterView:
         """One consistent read of every key; raises DcsError."""
@@ -114,6 +114,10 @@ class Postgres(Protocol):
     def create_replica(self, source: str | None) -> None: ...
 
     def start(self, as_primary: bool) -> None: ...
+
+    def stop(self, immediate: bool) -> None:
+        """Stop the server and leave it stopped (the agent's shutdown); runs on_stop."""
+        ...
 
     def demote(self, mode: DemoteMode) -> None:
         """Stop as `mode` says, then start again as a replica of nobody."""

@@ -1,7 +1,7 @@
-# Reports read a history and a CheckReport and nothing else (DESIGN.md: notebooks and reports read
-# histories, not simulator internals). The timeline picture is public (`timeline_figure`) so that
-# notebooks draw the same thing. Figures are made without pyplot and rendered with the Agg canvas:
-# nothing opens a window, and the global matplotlib backend is left alone.
+# Reports read a history and a CheckReport and nothing else (docs/design.md: notebooks and reports
+# read histories, not simulator internals). The timeline picture is public (`timeline_figure`) so
+# that notebooks draw the same thing. Figures are made without pyplot and rendered with the Agg
+# canvas: nothing opens a window, and the global matplotlib backend is left alone.
 """Run reports: summary.json, junit.xml and a self-contained report.html with the timeline."""
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ WRITES_Y, WRITES_H = 0.05, 0.25
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class DecisionMark:
     t: float
     node: str
     reason: str
@@ -69,7 +69,7 @@ class _LocksAndDecisions:
 
     keep_decisions: bool = False
     holds: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
-    decisions: list[Decision] = field(default_factory=list)
+    decisions: list[DecisionMark] = field(default_factory=list)
     _since: dict[str, float] = field(default_factory=dict)
     _last_reason: dict[str, str] = field(default_factory=dict)
 
@@ -79,7 +79,7 @@ class _LocksAndDecisions:
         elif e.kind == "decision" and self.keep_decisions and e.node is not None:
             reason = str(e.get("reason"))
             if self._last_reason.get(e.node) != reason:
-                self.decisions.append(Decision(e.t, e.node, reason))
+                self.decisions.append(DecisionMark(e.t, e.node, reason))
                 self._last_reason[e.node] = reason
 
     def _lock(self, node: str, what: str, t: float) -> None:
@@ -297,7 +297,7 @@ def _draw_failovers(ax: Any, facts: RunFacts, lanes: Mapping[str, int]) -> None:
 
 
 def _draw_decisions(
-    ax: Any, decisions: Sequence[Decision], lanes: Mapping[str, int], t0: float, t1: float
+    ax: Any, decisions: Sequence[DecisionMark], lanes: Mapping[str, int], t0: float, t1: float
 ) -> None:
     """Decisions inside [t0, t1] only (labels outside a zoom would stretch the layout); labels
     of one node closer together than 1 % of the span are stacked rather than drawn over."""

@@ -1,16 +1,16 @@
 # The agent's DCS port in the simulator: an etcd v3 client on one database host. Every call goes to
 # one etcd member over the simulated network; a member that does not answer in time is left for
-# the next one, and the whole call gives up with DcsError when retry_timeout has passed (bug zoo 5:
-# no DCS call may hang forever). The client remembers the highest raft term it has seen and does
-# not trust an answer from a member with a lower one (bug zoo 12, Patroni 4.0.6). The leader key
-# and the member key share one lease of ttl, as with Patroni's etcd3 backend; the leader key is
-# taken by an atomic create and renewed by a compare-and-set on its mod revision. The `config` key
-# normally holds a parsed DynamicConfig; anything else (a JSON document an operator or a fault
-# wrote) goes through the engine's parser, and a bad value keeps the last good configuration,
-# exactly as the real agent does (pgha/agent/etcd_codec.py `absorb_config`): never a crash. Any
-# other key may hold a raw value, as `etcdctl put` writes it (bytes, or anything that is not what
-# the simulated agents write there): it is decoded by the real agent's codec, garbage included. A
-# leader key written without a lease reads as unleased, as in etcd.
+# the next one, and the whole call gives up with DcsError when retry_timeout has passed
+# (docs/patroni-rules.md bug zoo 5: no DCS call may hang forever). The client remembers the highest
+# raft term it has seen and does not trust an answer from a member with a lower one (bug zoo 12,
+# Patroni 4.0.6). The leader key and the member key share one lease of ttl, as with Patroni's etcd3
+# backend; the leader key is taken by an atomic create and renewed by a compare-and-set on its mod
+# revision. The `config` key normally holds a parsed DynamicConfig; anything else (a JSON document
+# an operator or a fault wrote) goes through the engine's parser, and a bad value keeps the last
+# good configuration, exactly as the real agent does (pgha/agent/etcd/codec.py `absorb_config`):
+# never a crash. Any other key may hold a raw value, as `etcdctl put` writes it (bytes, or anything
+# that is not what the simulated agents write there): it is decoded by the real agent's codec,
+# garbage included. A leader key written without a lease reads as unleased, as in etcd.
 """The simulated etcd client: the engine's DCS port as SimPy generators."""
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 
 import simpy
 
-from pgha.agent.etcd_codec import ConfigMemory, decode_cluster, json_object
-from pgha.agent.etcd_codec import Entry as RawEntry
+from pgha.agent.etcd.codec import ConfigMemory, decode_cluster, json_object
+from pgha.agent.etcd.codec import Entry as RawEntry
 from pgha.engine.config import ConfigError, DynamicConfig, parse_dynamic_config
 from pgha.engine.values import (
     ClusterView,
@@ -318,7 +318,7 @@ class SimDcs:
 
     def _lease(self, cluster: EtcdCluster) -> int:
         # Our lease, kept alive; a new one if it expired (its keys are gone with it) or the ttl
-        # changed (as the agent does: pgha/agent/etcd.py `_renew_lease`).
+        # changed (as the agent does: pgha/agent/etcd/dcs.py `_renew_lease`).
         ttl_s = self.config.ttl_s
         if self.lease is None or self.lease_ttl_s != ttl_s or not cluster.keepalive(self.lease):
             self.lease, self.lease_ttl_s = cluster.grant(ttl_s), ttl_s

@@ -5,9 +5,9 @@
 # off from the leader has no answer for them and the request hangs until the client gives up.
 # Serializable reads are answered by any member from its own, possibly stale, copy. Leases belong to
 # the leader: they expire on its clock, do not expire while there is no leader, and are reset to
-# their full TTL when a new leader is elected (as etcd does: DESIGN.md "What real etcd did here").
-# With pre-vote off, a member that was isolated keeps raising its term and forces an election when
-# it rejoins; with pre-vote on it does not.
+# their full TTL when a new leader is elected (as etcd does: docs/design.md, "What real etcd and
+# Patroni did here"). With pre-vote off, a member that was isolated keeps raising its term and
+# forces an election when it rejoins; with pre-vote on it does not.
 """A simulated etcd v3 cluster: leader, terms, majority commit, leases, stale reads, watches."""
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ import simpy
 
 from sim.net import Network, Unreachable
 from sim.world import World
-
-
-class NoLeader(Exception):
-    """The member has no leader with a majority (a client sees this as a hang, then a timeout)."""
 
 
 @dataclass(slots=True)

@@ -1,8 +1,9 @@
 # Operator requests and raw DCS writes in the simulated world, as the chaos harness makes them on
 # real containers (chaos/nemesis_faults.py, chaos/nemesis_writes.py). A switchover, failover or
-# `config` change goes to the agents' REST APIs in turn until one answers, and ends in one
+# `config` change goes to the agents' REST APIs in turn until one answers (in the order the planner
+# in pgha/faults gives: the leader, the candidate or the named node first), and ends in one
 # `operator` history event (docs/history.md, "Operator requests"). A `config` change is
-# `PATCH /config` as the agent serves it (pgha/agent/rest_write.py): the stored document is read,
+# `PATCH /config` as the agent serves it (pgha/agent/rest/write.py): the stored document is read,
 # the JSON merge patch applied, the whole result checked with the engine's parser (a refusal is a
 # 400 naming the key, nothing is written) and written by compare-and-set on the version read; the
 # agent then wakes its loop. `for` sends the change that puts back the document it replaced.
@@ -14,35 +15,38 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import simpy
 
-from pgha.agent.etcd_codec import json_object
+from pgha.agent.etcd.codec import json_object
 from pgha.engine.config import ConfigError, DynamicConfig, merge_patch, parse_dynamic_config
 from pgha.engine.operator import refusal
 from pgha.engine.values import FailoverKey
-from pgha.operator_history import ACCEPTED, FAILED, REFUSED, operator_fields, outcome_of_status
+from pgha.faults import ConfigChange, Document, Undo
+from pgha.operator_history import (
+    ACCEPTED,
+    CONFLICT,
+    FAILED,
+    INVALID_CONFIG,
+    REFUSED,
+    config_fields,
+    operator_fields,
+    outcome_of_status,
+)
 from pgha.ports import DcsError
-from pgha.scenario import ConfigFault, EtcdPutFault
+from pgha.scenario import EtcdPutFault
 from sim.etcd import Entry, EtcdCluster
+from sim.faults_world import SimCluster
 from sim.net import Unreachable
-from sim.node import DCS_UNAVAILABLE, Refused
-
-if TYPE_CHECKING:
-    from sim.faults import FaultInjector
-    from sim.node import SimNode
+from sim.node import DCS_UNAVAILABLE, Refused, SimNode
 
 Gen = Generator[simpy.Event, Any, Any]
-Undo = Callable[[], None]
 OPERATOR_TIMEOUT_S = 30.0  # as the chaos harness waits for an agent's REST API to answer
 CAS_ATTEMPTS = 3  # as the REST API: a lost compare-and-set is retried on a fresh read
-INVALID_CONFIG = "invalid_config"  # a 400: the engine's parser refused the patched document
-CONFLICT = "conflict"  # a 409: every compare-and-set lost a race
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,17 +58,12 @@ class Request:
     fault_id: int
 
 
-def ask(f: FaultInjector, request: Request, order: tuple[str, ...]) -> None:
+def ask(sim: SimCluster, request: Request, order: tuple[str, ...]) -> None:
     """Send a switchover or failover request to the agents' REST APIs in `order`."""
-    f.env.process(_write_failover(f, request, order))
+    sim.world.env.process(_write_failover(sim, request, order))
 
 
-def first(f: FaultInjector, node: str) -> tuple[str, ...]:
-    """Every database node, `node` first: the order an operator asks their REST APIs in."""
-    return (node, *(n for n in f.sim.scenario.node_names if n != node))
-
-
-def _write_failover(f: FaultInjector, request: Request, ask: tuple[str, ...]) -> Gen:
+def _write_failover(sim: SimCluster, request: Request, ask: tuple[str, ...]) -> Gen:
     # As `pgha ctl`, patronictl and the chaos harness do: POST to the agents' REST APIs in turn
     # (the leader first) until one answers; it checks the request against one read of the
     # cluster, writes the key and wakes its own loop, or answers 503 when it cannot reach etcd.
@@ -72,39 +71,39 @@ def _write_failover(f: FaultInjector, request: Request, ask: tuple[str, ...]) ->
     # comes round then sees the key); with etcd unreachable too, the request fails. Every way
     # ends in one `operator` event.
     for name in ask:
-        node = f.sim.nodes[name]
+        node = sim.nodes[name]
         handler = node.operator_handler(name, request.key)
         try:
-            answer = yield from f.sim.net.call(f.sim.ctl.host, name, handler, OPERATOR_TIMEOUT_S)
+            answer = yield from sim.net.call(sim.ctl.host, name, handler, OPERATOR_TIMEOUT_S)
         except (Unreachable, Refused):
             continue
         if answer.error == DCS_UNAVAILABLE:
-            f.world.record("dcs_error", node="ctl", op="write_failover", via=name)
+            sim.world.record("dcs_error", node="ctl", op="write_failover", via=name)
         outcome = outcome_of_status(answer.status)
-        _answered(f, request, outcome, answer.status, answer.error, name)
+        _answered(sim, request, outcome, answer.status, answer.error, name)
         return
-    yield from _write_directly(f, request)
+    yield from _write_directly(sim, request)
 
 
-def _write_directly(f: FaultInjector, request: Request) -> Gen:
-    ctl = f.sim.ctl
+def _write_directly(sim: SimCluster, request: Request) -> Gen:
+    ctl = sim.ctl
     try:
         view = yield from ctl.read_view()
-        why = refusal(view, request.key, now_wall=f.sim.clocks[ctl.host].wall(f.env.now))
+        why = refusal(view, request.key, now_wall=sim.clocks[ctl.host].wall(sim.world.env.now))
         if why is None:
             yield from ctl.write_failover(request.key)
     except DcsError:
-        f.world.record("dcs_error", node="ctl", op="write_failover")
-        _answered(f, request, FAILED, None, "unreachable", None)
+        sim.world.record("dcs_error", node="ctl", op="write_failover")
+        _answered(sim, request, FAILED, None, "unreachable", None)
         return
     if why is None:
-        _answered(f, request, ACCEPTED, None, None, None)
+        _answered(sim, request, ACCEPTED, None, None, None)
     else:
-        _answered(f, request, REFUSED, None, why.value, None)
+        _answered(sim, request, REFUSED, None, why.value, None)
 
 
 def _answered(
-    f: FaultInjector,
+    sim: SimCluster,
     request: Request,
     outcome: str,
     status: int | None,
@@ -123,12 +122,10 @@ def _answered(
         error=error,
         via=via,
     )
-    f.world.record("operator", node="ctl", **fields)
+    sim.world.record("operator", node="ctl", **fields)
 
 
 # ---------------------------------------------------------------- config: PATCH /config
-
-Document = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,39 +139,25 @@ class ConfigAnswer:
     previous: Document | None = None
 
 
-@dataclass
-class ConfigChange:
-    """One `config` fault: what it sent, and the document its accepted change replaced."""
-
-    fault_id: int
-    patch: Document
-    order: tuple[str, ...]
-    previous: Document | None = None
-    answered: simpy.Event | None = field(default=None, repr=False)
-
-
-def change_config(f: FaultInjector, p: ConfigFault) -> tuple[tuple[str, ...], Undo | None]:
-    """Send the patch (to `node`'s REST API first); `for` restores the replaced document."""
-    asked = f.one(p.node) if p.node is not None else None
-    order = first(f, asked) if asked is not None else f.sim.scenario.node_names
-    patch = json.loads(json.dumps(p.patch))  # as sent: plain JSON objects and arrays
-    change = ConfigChange(f.firing_id, patch, order)
-    change.answered = f.env.process(_send_config(f, change, restore=False))
+def change_config(sim: SimCluster, change: ConfigChange) -> Undo:
+    """Send the patch to the REST APIs in the change's order; its undo (`for`) sends the
+    change that restores the replaced document, once the change itself was answered."""
+    env = sim.world.env
+    answered = env.process(_send_config(sim, change, restore=False))
 
     def undo() -> None:
-        f.env.process(_restore_config(f, change))
+        env.process(_restore_config(sim, change, answered))
 
-    return (() if asked is None else (asked,)), undo
+    return undo
 
 
-def _restore_config(f: FaultInjector, change: ConfigChange) -> Gen:
-    if change.answered is not None:
-        yield change.answered  # the change's own answer first
+def _restore_config(sim: SimCluster, change: ConfigChange, answered: simpy.Event) -> Gen:
+    yield answered  # the change's own answer first
     if change.previous is not None:  # refused or failed: nothing to put back
-        yield from _send_config(f, change, restore=True)
+        yield from _send_config(sim, change, restore=True)
 
 
-def _send_config(f: FaultInjector, change: ConfigChange, *, restore: bool) -> Gen:
+def _send_config(sim: SimCluster, change: ConfigChange, *, restore: bool) -> Gen:
     previous = change.previous
 
     def patched(raw: Document) -> Document:
@@ -184,31 +167,31 @@ def _send_config(f: FaultInjector, change: ConfigChange, *, restore: bool) -> Ge
         return merged
 
     for name in change.order:
-        node = f.sim.nodes[name]
+        node = sim.nodes[name]
 
         def handler(deadline: float, node: SimNode = node) -> Gen:
-            return (yield from _serve_config(f, node, patched, deadline))
+            return (yield from _serve_config(sim, node, patched, deadline))
 
         try:
-            answer = yield from f.sim.net.call(f.sim.ctl.host, name, handler, OPERATOR_TIMEOUT_S)
+            answer = yield from sim.net.call(sim.ctl.host, name, handler, OPERATOR_TIMEOUT_S)
         except (Unreachable, Refused):
             continue
         if answer.previous is not None and not restore:
             change.previous = answer.previous
-        _config_answered(f, change, answer, name, restore=restore)
+        _config_answered(sim, change, answer, name, restore=restore)
         return
-    _config_answered(f, change, ConfigAnswer(0, "unreachable"), None, restore=restore)
+    _config_answered(sim, change, ConfigAnswer(0, "unreachable"), None, restore=restore)
 
 
 def _serve_config(
-    f: FaultInjector, node: SimNode, patched: Callable[[Document], Document], deadline: float
+    sim: SimCluster, node: SimNode, patched: Callable[[Document], Document], deadline: float
 ) -> Gen:
-    # The agent's REST handler (pgha/agent/rest_write.py `_store_config`), on the node's own
+    # The agent's REST handler (pgha/agent/rest/write.py `_store_config`), on the node's own
     # etcd connection; the REST API lives in the agent's process.
     yield from node._rest_resumed(deadline)
     if node.status is None:
         raise Refused(node.name)
-    bootstrap = f.sim.scenario.config_json()
+    bootstrap = sim.scenario.config_json()
     try:
         for _ in range(CAS_ATTEMPTS):
             raw, version = yield from node.dcs.transact(lambda c: stored_config(c, bootstrap))
@@ -262,35 +245,31 @@ def config_refusal(document: Mapping[str, Any]) -> str | None:
 
 
 def _config_answered(
-    f: FaultInjector, change: ConfigChange, answer: ConfigAnswer, via: str | None, *, restore: bool
+    sim: SimCluster, change: ConfigChange, answer: ConfigAnswer, via: str | None, *, restore: bool
 ) -> None:
     status = answer.status or None
-    outcome = outcome_of_status(status)
-    fields = operator_fields(
-        request="config",
+    fields = config_fields(
         fault_id=change.fault_id,
-        leader=None,
-        candidate=None,
-        scheduled=False,
-        outcome=outcome,
+        outcome=outcome_of_status(status),
         status=status,
         error=answer.error,
         via=via,
+        restore=restore,
+        detail=answer.detail,
     )
-    detail = None if outcome == ACCEPTED else answer.detail
-    f.world.record("operator", node="ctl", **fields, restore=restore, detail=detail)
+    sim.world.record("operator", node="ctl", **fields)
 
 
 # ---------------------------------------------------------------- etcd_put: etcdctl put
 
 
-def put_raw(f: FaultInjector, p: EtcdPutFault) -> tuple[tuple[str, ...], Undo | None]:
+def put_raw(cluster: EtcdCluster, p: EtcdPutFault) -> Undo:
     """Write the value's bytes into the key with no lease (the caller checked that etcd has a
-    leader to commit it); `for` puts the old entry back while the key still holds them."""
-    cluster = f.sim.etcd
+    leader to commit it); the undo (`for`) puts the old entry back while the key still holds
+    them."""
     old = cluster.kv.get(p.key)
     revision = cluster.put(p.key, p.value.encode())
-    return (), lambda: restore_key(cluster, p.key, old, revision)
+    return lambda: restore_key(cluster, p.key, old, revision)
 
 
 def restore_key(cluster: EtcdCluster, key: str, old: Entry | None, revision: int) -> None:

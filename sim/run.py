@@ -39,7 +39,7 @@ def _latency(spec: Any) -> Latency:
 
 @dataclass
 class Simulation:
-    """A built world, ready to run."""
+    """A built world, ready to run (faults see it as a sim.faults_world.SimCluster)."""
 
     scenario: Scenario
     world: World

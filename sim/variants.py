@@ -1,10 +1,10 @@
-# Known-bad variants of the engine: the bug zoo (reference section 5) and classic HA mistakes, each
-# rebuilt from the real engine by replacing or wrapping one rule, one helper or one input, so that
-# the simulator (and `pgha sim explore`) can show that a short fault schedule breaks an invariant
-# with the variant and not with the real engine. A variant never changes the real engine: every
-# `decide` here runs its own copy of the rule table (the real `RULES` tuple is only read), feeds
-# rules a transformed context or observation, or filters a decision; nothing in `pgha.engine` is
-# assigned to. Variants whose bug is in the DCS client rather than the engine carry `DcsOptions`
+# Known-bad variants of the engine: the bug zoo (docs/patroni-rules.md §5) and classic HA mistakes,
+# each rebuilt from the real engine by replacing or wrapping one rule, one helper or one input, so
+# that the simulator (and `pgha sim explore`) can show that a short fault schedule breaks an
+# invariant with the variant and not with the real engine. A variant never changes the real engine:
+# every `decide` here runs its own copy of the rule table (the real `RULES` tuple is only read),
+# feeds rules a transformed context or observation, or filters a decision; nothing in `pgha.engine`
+# is assigned to. Variants whose bug is in the DCS client rather than the engine carry `DcsOptions`
 # (stale serializable reads, no raft-term tracking, retries without a deadline) that `sim.run`
 # passes to every node's client. Each variant's minimal reproducer is
 # `scenarios/variants/<name>.yaml`.
@@ -62,7 +62,7 @@ class Variant:
     Attributes:
         name: kebab-case, as `--engine-variant NAME` takes it.
         description: what the variant changes, in one or two sentences.
-        bug: the bug-zoo entry (reference section 5) or classic mistake it reproduces.
+        bug: the bug-zoo entry (docs/patroni-rules.md §5) or classic mistake it reproduces.
         decide: the variant's engine entry point, with the signature of `pgha.engine.decide`.
         dcs: the etcd client options every node of the run uses.
     """
@@ -245,8 +245,8 @@ WALL_CLOCK_LEASE = Variant(
     "The lock deadline is kept on the wall clock (the send time + ttl, read with time.time()), "
     "and a primary that cannot reach the DCS keeps serving until that deadline is near instead "
     "of demoting at once. A wall clock stepped back keeps it writable long after its lease ended.",
-    "bug zoo 2 and reference 2.8 (clock jumps and local expiry bookkeeping; Patroni PR 3612 moves "
-    "to monotonic time); rule: lock loss is judged on the node's own monotonic clock",
+    "bug zoo 2 and docs/patroni-rules.md §2.8 (clock jumps and local expiry bookkeeping; Patroni "
+    "PR 3612 moves to monotonic time); rule: lock loss is judged on the node's own monotonic clock",
     wall_clock_decide,
 )
 
@@ -272,8 +272,8 @@ NO_HEALTHIEST_CHECK = Variant(
     "no-healthiest-check",
     "A replica that finds the lock free races for it at once: no maximum_lag_on_failover check "
     "against /status, no check_timeline, and no probe of the other members' WAL positions.",
-    "classic mistake against reference 2.4 (is_healthiest_node) and bug zoo 7: a replica far "
-    "behind wins the race and the writes it never received are lost",
+    "classic mistake against docs/patroni-rules.md §2.4 (is_healthiest_node) and bug zoo 7: a "
+    "replica far behind wins the race and the writes it never received are lost",
     engine(
         replaced(
             not_healthiest,
@@ -350,7 +350,7 @@ WATCHDOG_NOT_ARMED = Variant(
     "nothing resets a primary whose agent stalls: its PostgreSQL stays writable after the lock "
     "expired and a replica promoted.",
     "bug zoo 13 (patroni#3639: watchdog closed before the safepoint, backends outlive the lock) "
-    "and reference 2.8/2.9 (a stalled agent is only covered by the watchdog)",
+    "and docs/patroni-rules.md §2.8, §2.9 (a stalled agent is only covered by the watchdog)",
     never_arm_watchdog,
 )
 
@@ -393,8 +393,8 @@ FAILSAFE_PARTIAL_ACKS = Variant(
     "failsafe-partial-acks",
     "In failsafe mode a primary that lost the DCS keeps running when half of the other members "
     "accepted its POST /failsafe, instead of requiring every member listed in /failsafe.",
-    "classic mistake against reference 2.10 (failsafe continues only if all members answer): a "
-    "member that did not hear from the primary races and promotes",
+    "classic mistake against docs/patroni-rules.md §2.10 (failsafe continues only if all members "
+    "answer): a member that did not hear from the primary races and promotes",
     engine(replaced(dcs_unreachable, failsafe_on_half_the_acks)),
 )
 

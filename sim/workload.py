@@ -26,7 +26,7 @@ from sim.world import World
 _UNKNOWN_ERRORS = {"timeout": "timeout", "aborted": "connection_reset"}
 
 
-class Outcome(NamedTuple):
+class WriteResult(NamedTuple):
     """How one write ended, as the client records it."""
 
     kind: Literal["ok", "fail", "info"]
@@ -38,8 +38,8 @@ class Outcome(NamedTuple):
     epoch: int = 0  # the HAProxy backend's epoch when the session was forwarded
 
 
-_UNREACHABLE = Outcome("fail", "unreachable", final=True)
-Steps = Generator[Any, Any, Outcome]
+_UNREACHABLE = WriteResult("fail", "unreachable", final=True)
+Steps = Generator[Any, Any, WriteResult]
 _FROM_HAPROXY = ("no_backend", "connection_reset", "unreachable")  # HAProxy answers these
 
 
@@ -118,7 +118,7 @@ class Workload:
         self.world.record("invoke", client, op="write", id=self._last_id, target=target)
         return self._last_id, self.env.now + self.timeout_s
 
-    def _complete(self, client: str, write_id: int, outcome: Outcome) -> None:
+    def _complete(self, client: str, write_id: int, outcome: WriteResult) -> None:
         kind = outcome.kind
         self.counts[kind] += 1
         if kind == "ok":
@@ -162,7 +162,7 @@ class Workload:
         backend = hap.route()
         hops: tuple[tuple[str, str], ...] = ((hap.name, client),)
         if backend is None:
-            outcome = Outcome("fail", "no_backend")
+            outcome = WriteResult("fail", "no_backend")
         else:
             outcome = yield from self._backend(hap, backend, write_id, deadline)
             if outcome.error not in _FROM_HAPROXY:
@@ -171,7 +171,7 @@ class Workload:
         if wait is not None:
             yield wait
         if outcome.kind == "ok" and backend is not None and hap.epoch(backend) != outcome.epoch:
-            return Outcome("info", "connection_reset", backend)
+            return WriteResult("info", "connection_reset", backend)
         return outcome
 
     def _backend(self, hap: SimHAProxy, backend: str, write_id: int, deadline: float) -> Steps:
@@ -183,7 +183,7 @@ class Workload:
             return _UNREACHABLE
         yield arrival
         if hap.epoch(backend) != epoch:  # cut before the query reached the server
-            return Outcome("fail", "connection_reset", backend)
+            return WriteResult("fail", "connection_reset", backend)
         return (yield from self._execute(backend, write_id, deadline, hap.killed(backend), epoch))
 
     def _execute(
@@ -191,16 +191,16 @@ class Workload:
     ) -> Steps:
         pg = self.pg_of(node)
         if pg is None:
-            return Outcome("fail", "refused", node, epoch=epoch)
+            return WriteResult("fail", "refused", node, epoch=epoch)
         try:
             timeline, lsn = yield from pg.write(write_id, deadline_t=deadline, abort=abort)
         except WriteRejected as rejected:
             error = "refused" if rejected.reason == "down" else rejected.reason
-            return Outcome("fail", error, node, epoch=epoch)
+            return WriteResult("fail", error, node, epoch=epoch)
         except WriteUnknown as unknown:
             error = _UNKNOWN_ERRORS.get(unknown.reason, "connection_lost")
-            return Outcome("info", error, node, final=unknown.reason == "timeout", epoch=epoch)
-        return Outcome("ok", None, node, timeline, lsn, epoch=epoch)
+            return WriteResult("info", error, node, final=unknown.reason == "timeout", epoch=epoch)
+        return WriteResult("ok", None, node, timeline, lsn, epoch=epoch)
 
     # ------------------------------------------------------------ network hops
 
@@ -217,8 +217,8 @@ class Workload:
         return env.timeout(total)
 
     def _answer(
-        self, outcome: Outcome, hops: tuple[tuple[str, str], ...], deadline: float
-    ) -> tuple[Any | None, Outcome]:
+        self, outcome: WriteResult, hops: tuple[tuple[str, str], ...], deadline: float
+    ) -> tuple[Any | None, WriteResult]:
         # What to wait for until the client knows `outcome`: the reply's trip, or, when the reply
         # is lost, the deadline (and then only a write known not to be applied stays `fail`).
         if outcome.final or outcome is _UNREACHABLE:
@@ -226,7 +226,9 @@ class Workload:
         back = self._travel(hops, deadline)
         if back is not None:
             return back, outcome
-        lost = outcome if outcome.kind == "fail" else Outcome("info", "timeout", outcome.served_by)
+        lost = (
+            outcome if outcome.kind == "fail" else WriteResult("info", "timeout", outcome.served_by)
+        )
         return self._expire(deadline), lost
 
     def _expire(self, deadline: float) -> Any:

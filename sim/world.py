@@ -1,7 +1,7 @@
 # The simulated world's frame: one SimPy environment, one seed, and named random streams derived
 # from it. Every random choice in the simulator draws from `world.rng(name)`, a stream of its own
 # per component, so that adding a draw in one component does not shift another's: the same seed
-# gives a byte-identical history (DESIGN.md, "Determinism"; SimPy orders simultaneous events by
+# gives a byte-identical history (docs/design.md, "Determinism"; SimPy orders simultaneous events by
 # insertion, which is deterministic too).
 """The world: SimPy environment, seeded random streams, and the history recorder."""
 

@@ -15,18 +15,18 @@ from typing import Any
 
 from pgha.agent.admin import FailsafeInbox
 from pgha.agent.callbacks import CallbackResult, CallbackRunner
-from pgha.agent.config import AgentConfig
-from pgha.agent.config_model import PgBackRestConfig, ReplicaMethod, WatchdogConfig
-from pgha.agent.etcd import EtcdDcs
-from pgha.agent.etcd_admin import EtcdAdmin
-from pgha.agent.etcd_session import EtcdSettings
+from pgha.agent.config.file import AgentConfig
+from pgha.agent.config.model import PgBackRestConfig, ReplicaMethod, WatchdogConfig
+from pgha.agent.etcd.admin import EtcdAdmin
+from pgha.agent.etcd.dcs import EtcdDcs
+from pgha.agent.etcd.session import EtcdSettings
 from pgha.agent.peers import HttpPeers
-from pgha.agent.pg_settings import CustomMethod, PgBackRestSettings, PgSettings
-from pgha.agent.postgres import PgPort
-from pgha.agent.rest_common import RestSettings
-from pgha.agent.restapi import RestApi
+from pgha.agent.pg.port import PgPort
+from pgha.agent.pg.settings import CustomMethod, PgBackRestSettings, PgSettings
+from pgha.agent.rest.api import RestApi
+from pgha.agent.rest.common import RestSettings
 from pgha.agent.runner import AgentHistory, CommandQueue, StatusBoard
-from pgha.agent.watchdog import open_watchdog
+from pgha.agent.watchdog.device import open_watchdog
 from pgha.engine.config import WatchdogMode
 from pgha.engine.values import (
     ClusterView,

@@ -1,9 +1,9 @@
 # `pgha agent`: run the HA loop beside one PostgreSQL server, or check a configuration file.
 # Lifecycle: read and check the file, bind the REST API, run the loop until SIGTERM/SIGINT, then
-# shut down in Patroni's order: stop PostgreSQL, and only then release the leader key, so no other
-# node is promoted while this one can still accept writes; close the watchdog with the magic close
-# last. In pause nothing is stopped (the operator manages PostgreSQL). Operator commands (restart,
-# reinitialize, reload) run between two cycles; reinitializing the leader is refused.
+# shut down in the order the engine decides (pgha/engine/shutdown.py: PostgreSQL stopped before the
+# leader key is let go, nothing stopped in pause). Operator commands (restart, reinitialize,
+# reload) run between two cycles; whether a node may be reinitialized, and which slots a primary
+# keeps, are the engine's decisions too (pgha/engine/operator.py, pgha/engine/slots.py).
 """The `pgha agent` command: run the agent, or validate its configuration file."""
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import os
 import signal
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from pgha.agent.admin import Command, CommandResult
 from pgha.agent.compose import Parts, build
-from pgha.agent.config import (
+from pgha.agent.config.file import (
     AgentConfigError,
     check_environment,
     config_warnings,
@@ -28,9 +29,12 @@ from pgha.agent.config import (
     validate_main,
 )
 from pgha.agent.runner import AgentLoop, LoopParts
-from pgha.engine.values import MemberRole
-from pgha.executor import AgentHalted
-from pgha.ports import ActionFailed, DcsError
+from pgha.engine.actions import Reinit, StopPostgres
+from pgha.engine.operator import ReinitRefusal, reinit_source
+from pgha.engine.shutdown import Stopping, shutdown_actions
+from pgha.engine.slots import member_slots
+from pgha.executor import AgentHalted, bound_call, run_actions
+from pgha.ports import ActionFailed
 from pgha.status import AgentStatus
 
 log = logging.getLogger("pgha.agent")
@@ -157,9 +161,15 @@ class Agent:
             self.pending_restart = result.pending_restart
             if result.changed:
                 self.parts.history.record("config_applied", pending_restart=result.pending_restart)
-        if running and status.holds_lock and status.postgres.is_primary and status.cluster:
-            others = [m.name for m in status.cluster.members if m.name != status.name]
-            pg.sync_slots(others)
+        members = member_slots(
+            status.cluster,
+            name=status.name,
+            running=running,
+            holds_lock=status.holds_lock,
+            pg_is_primary=status.postgres.is_primary,
+        )
+        if members is not None:
+            pg.sync_slots(members)
         self._report_config_error()
 
     def _report_config_error(self) -> None:
@@ -207,14 +217,14 @@ class Agent:
     def _reinitialize(self, options: Mapping[str, Any]) -> CommandResult:
         del options
         status = self.parts.board.get()
-        if status.holds_lock or status.postgres.is_primary:
-            message = "I am the leader, can not reinitialize"
-            return CommandResult(ok=False, status=503, message=message)
-        leader = status.cluster.leader if status.cluster else None
-        if leader is None:
-            return CommandResult(ok=False, status=503, message="cluster has no leader")
+        source = reinit_source(
+            status.cluster, holds_lock=status.holds_lock, pg_is_primary=status.postgres.is_primary
+        )
+        if isinstance(source, ReinitRefusal):
+            return CommandResult(ok=False, status=503, message=source.value)
+        _, reinit, args = bound_call(Reinit(source=source), self.parts.ports)
         try:
-            self.parts.pg.reinit(leader.holder)
+            reinit(*args)
         except ActionFailed as error:
             return CommandResult(ok=False, status=503, message=f"reinitialize failed: {error}")
         return CommandResult(ok=True, status=200, message="reinitialized successfully")
@@ -235,16 +245,10 @@ class Agent:
     # ------------------------------------------------------------ shutdown
 
     def shutdown(self) -> None:
-        """Stop PostgreSQL (unless paused), then release the lock, then close the watchdog."""
+        """Run the engine's shutdown (PostgreSQL, the leader key, the watchdog), then close."""
         parts = self.parts
         status = parts.board.get()
-        if not status.paused:
-            try:
-                parts.pg.stop(immediate=False)  # runs on_stop
-            except ActionFailed as error:
-                log.error("could not stop PostgreSQL: %s", error)
-            self._release_lock(status)
-        parts.ports.watchdog.disable()
+        self._shutdown_steps(status)
         parts.rest.stop()
         parts.callbacks.wait_idle(parts.cfg.postgresql.callback_timeout_s)
         parts.callbacks.close()
@@ -254,16 +258,21 @@ class Agent:
         parts.admin.close()
         log.info("agent stopped")
 
-    def _release_lock(self, status: AgentStatus) -> None:
-        if status.cluster is None or status.cluster.leader is None:
-            return
-        if status.cluster.leader.holder != status.name:
-            return
-        try:
-            self.parts.dcs.update_member(MemberRole.REPLICA)
-            self.parts.dcs.release_lock(None)
-        except DcsError as error:
-            log.error("could not release the leader key (it will expire): %s", error)
+    def _shutdown_steps(self, status: AgentStatus) -> None:
+        """Ask the engine what to do, run it; once more with the stop's result (shutdown.py)."""
+        leader = status.cluster.leader if status.cluster else None
+        stopping = Stopping(
+            paused=status.paused,
+            holds_leader_key=leader is not None and leader.holder == status.name,
+        )
+        while actions := shutdown_actions(stopping):
+            results = run_actions(actions, self.parts.ports)
+            if results.failed is not None:
+                log.error("shutdown: %s failed", type(results.failed).__name__)
+            if not isinstance(actions[0], StopPostgres):
+                return
+            stopping = replace(stopping, postgres_stopped=results.failed is None)
+        log.error("PostgreSQL did not stop: the leader key is kept and the watchdog stays armed")
 
 
 def _role_name(status: AgentStatus) -> str:

@@ -18,7 +18,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from pgha.agent.admin import FailsafeInbox
-from pgha.agent.rest_common import basic_auth_header
+from pgha.agent.rest.common import basic_auth_header
 from pgha.engine.values import FailsafeHeartbeat, PeerStatus
 from pgha.health import peer_status_from_patroni
 

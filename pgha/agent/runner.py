@@ -2,7 +2,7 @@
 # ports, sleeps until the engine's wake time or a change of the leader key, publishes every status
 # for the REST API, writes the history, and runs operators' commands between two cycles, never in
 # the middle of one (a restart in the middle of a cycle would act on a stale observation). It makes
-# no HA choice: every one is the engine's (DESIGN.md, "The engine contract").
+# no HA choice: every one is the engine's (docs/design.md, "The engine contract").
 """Drive the agent loop with real ports; status board, command queue and history for the agent."""
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 # The public analysis API for notebooks: histories (simulated or from `pgha chaos run`) as pandas
 # DataFrames, the failover episodes and intervals the checkers see, the report's timeline as a
-# matplotlib Figure, and simulator runs and parameter sweeps. Needs the `notebooks` extra (pandas,
-# matplotlib); `simulate` and `sweep` also need the `sim` extra. `import pgha` never imports this.
+# matplotlib Figure, and parameter sweeps with a caller's runner. Needs the `notebooks` extra
+# (pandas, matplotlib). It runs no world: the simulator's `simulate` and `sweep` are in
+# sim/analysis.py (the `sim` extra). `import pgha` never imports this.
 """Analysis of pgha run histories for Jupyter: DataFrames, failover episodes, timelines, sweeps.
 
 A "history" argument is anywhere a path to a JSON Lines history (history.jsonl), an iterable of
@@ -9,7 +10,8 @@ A "history" argument is anywhere a path to a JSON Lines history (history.jsonl),
 
 Example::
 
-    from pgha.analysis import episodes, load_history, simulate, sweep, timeline
+    from pgha.analysis import episodes, load_history, timeline
+    from sim.analysis import simulate, sweep  # the simulator's runs
 
     df = simulate("scenarios/primary-crash.yaml", seed=3)  # or load_history("history.jsonl")
     steps = episodes(df)  # one row per fault that hit a primary
@@ -34,25 +36,43 @@ except ImportError as _missing:  # pragma: no cover - depends on the installed e
     ) from _missing
 
 from pgha.analysis._episodes import STEADY_REASONS, episodes
-from pgha.analysis._frames import History, events_from_frame, load_history, save_history
-from pgha.analysis._simulation import ScenarioSource, simulate
-from pgha.analysis._sweep import sweep
+from pgha.analysis._frames import History, events_from_frame, frame_of, load_history, save_history
+from pgha.analysis._scenarios import ScenarioSource, resolve_scenario
+from pgha.analysis._sweep import METRICS, Runner, measure, run_sweep
 from pgha.analysis._views import decisions, dual_writable, timeline, unavailability
 from pgha.history import HistoryError
 
 __all__ = [
+    "METRICS",
     "STEADY_REASONS",
     "History",
     "HistoryError",
+    "Runner",
     "ScenarioSource",
     "decisions",
     "dual_writable",
     "episodes",
     "events_from_frame",
+    "frame_of",
     "load_history",
+    "measure",
+    "resolve_scenario",
+    "run_sweep",
     "save_history",
-    "simulate",
-    "sweep",
     "timeline",
     "unavailability",
 ]
+
+
+_MOVED = {"simulate": "sim.analysis", "sweep": "sim.analysis"}
+
+
+def __getattr__(name: str) -> object:
+    # A notebook written for the old face gets the new home in the error. ImportError, so that
+    # `from pgha.analysis import simulate` shows this message rather than Python's own.
+    if name in _MOVED:
+        raise ImportError(
+            f"pgha.analysis.{name} runs the simulator and moved to {_MOVED[name]}: "
+            f"from {_MOVED[name]} import {name}"
+        )
+    raise AttributeError(f"module 'pgha.analysis' has no attribute {name!r}")

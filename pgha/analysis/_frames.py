@@ -22,7 +22,6 @@ from pgha.history import RESERVED_KEYS, Event, HistoryError, HistoryWriter, iter
 History = str | os.PathLike[str] | Iterable[Event] | pd.DataFrame
 """What every analysis function accepts: a history file, events, or a frame of load_history."""
 
-FIRST_COLUMNS = ("t", "kind", "node")
 _ABSENT = object()  # a field an event does not carry
 _NARROW: dict[type, str] = {int: "int64", float: "float64", bool: "bool"}
 _NULLABLE: dict[type, str] = {int: "Int64", bool: "boolean"}

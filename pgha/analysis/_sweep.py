@@ -1,9 +1,10 @@
 # A parameter sweep: every combination of parameter values (a grid, or uniform samples from a
-# seeded random.Random) times every seed, each run in the simulator and measured by the checkers.
+# seeded random.Random) times every seed, each run by the caller's runner (the simulator's is
+# sim/analysis.py's) and measured by the checkers. This module runs no world itself.
 # All scenario variants are built and checked before the first run, runs go to worker processes
 # (concurrent.futures), and rows come back in task order, so a sweep gives the same frame with
 # one worker or many.
-"""`sweep`: a grid or random sample of scenario parameters over many seeds, as a DataFrame."""
+"""`run_sweep`: a grid or random sample of scenario parameters over many seeds, as a DataFrame."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from pgha.analysis._episodes import episodes_of
 from pgha.analysis._params import apply_params, param_path, scenario_document
-from pgha.analysis._simulation import ScenarioSource, check_variant, resolve_scenario, run_events
+from pgha.analysis._scenarios import ScenarioSource, resolve_scenario
 from pgha.checks import SPLIT_BRAIN, check_no_split_brain, collect_facts, run_checks
 from pgha.history import Event
 from pgha.scenario import Scenario, parse_scenario
@@ -46,10 +47,25 @@ METRICS: Mapping[str, str] = {
     "loop_wait_s": "float64",
     "retry_timeout_s": "float64",
 }
-_Task = tuple[str, str, int, str | None]  # scenario YAML, its source name, seed, variant
 
 
-def sweep(
+class Runner(Protocol):
+    """Runs one scenario with a seed (and an engine variant, or None) and returns its events.
+
+    A sweep with workers > 1 sends it to other processes: a function defined at module level.
+    """
+
+    def __call__(
+        self, scenario: Scenario, *, seed: int | None, variant: str | None
+    ) -> list[Event]: ...
+
+
+# the runner, scenario YAML, its source name, seed, variant
+_Task = tuple[Runner, str, str, int, str | None]
+
+
+def run_sweep(
+    runner: Runner,
     scenario: ScenarioSource,
     *,
     grid: Mapping[str, Sequence[Any]] | None = None,
@@ -60,15 +76,16 @@ def sweep(
     workers: int | None = None,
     sample_seed: int = 0,
 ) -> pd.DataFrame:
-    """Run `scenario` for every parameter setting and seed; one row per run.
+    """Run `scenario` with `runner` for every parameter setting and seed; one row per run.
 
     Args:
+        runner: what runs one scenario (`sim.analysis.sweep` passes the simulator's).
         scenario: a path to scenario YAML, YAML text or a parsed Scenario.
         grid: parameter name -> list of values; every combination (cartesian product) is run.
         sample: parameter name -> (low, high); `n_samples` settings drawn uniformly with
             random.Random(sample_seed). With both, every grid point is run with every sample.
         seeds: simulation seeds; each setting runs once per seed.
-        variant: a bug-zoo engine variant name (`pgha sim variants`) instead of the real engine.
+        variant: passed to the runner (the simulator's: a bug-zoo engine, `pgha sim variants`).
         workers: processes to run in (default min(2, CPUs)); 1 runs here, in this process.
 
     Parameter names: config keys (`ttl`, `loop_wait`, `retry_timeout`, `synchronous_mode`,
@@ -90,10 +107,9 @@ def sweep(
 
     Raises:
         ValueError: a bad parameter name or value (naming it and what was expected), a bad
-            range, seed or worker count, or an unknown variant; all before any run starts.
+            range, seed or worker count; all before any run starts.
     """
     parsed = resolve_scenario(scenario)
-    check_variant(variant)
     settings = _settings(grid, sample, n_samples, sample_seed)
     seed_list = _seeds(seeds)
     document = scenario_document(parsed)
@@ -101,7 +117,9 @@ def sweep(
         param_path(name, document)  # a bad name is refused before any value is tried
     built = [apply_params(parsed, document, setting) for setting in settings]
     tasks: list[_Task] = [
-        (text, changed.source, seed, variant) for changed, text in built for seed in seed_list
+        (runner, text, changed.source, seed, variant)
+        for changed, text in built
+        for seed in seed_list
     ]
     with _executor(_workers(workers, len(tasks))) as executor:
         results = list(executor.map(run_trial, *zip(*tasks, strict=True)))
@@ -216,12 +234,14 @@ def _executor(workers: int) -> Iterator[Executor]:
 # ---------------------------------------------------------------- one run (in a worker)
 
 
-def run_trial(text: str, source: str, seed: int, variant: str | None) -> dict[str, Any]:
+def run_trial(
+    runner: Runner, text: str, source: str, seed: int, variant: str | None
+) -> dict[str, Any]:
     """Parse the scenario, run it with `seed`, measure it: the metric columns of one row."""
     scenario = parse_scenario(text, source)
     try:
-        events = run_events(scenario, seed=seed, variant=variant)
-    except Exception as error:  # a crash of the engine or simulator is a result, not an abort
+        events = runner(scenario, seed=seed, variant=variant)
+    except Exception as error:  # a crash of the engine or the world is a result, not an abort
         return {**dict.fromkeys(METRICS), "ok": False, "split_brain": False,
                 "writes_acknowledged": 0, "episodes": 0, "lost_writes": pd.NA,
                 "error": f"{type(error).__name__}: {error}", **_timing(scenario)}  # fmt: skip

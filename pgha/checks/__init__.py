@@ -1,4 +1,4 @@
-# Invariants are judged from the history alone (DESIGN.md, "Invariants"; the definitions are in
+# Invariants are judged from the history alone (docs/design.md, "Invariants"; the definitions are in
 # docs/history.md, "Checkers"): nothing here imports the simulator or the harness, and nothing
 # trusts labels or API roles where the data says otherwise. A history that contradicts itself is
 # refused with its file and line (`HistoryIntegrityError`), never counted.

@@ -2,7 +2,7 @@
 # at the first one that fails (reporting it in the next observation). Actions that are only safe
 # while the lock is held carry `not_after_mono`: a shell drops such an action when its own monotonic
 # clock has passed that deadline, because the observation it was decided from is stale by then
-# (DESIGN.md, "The engine contract"). Actions form a closed set: do not subclass them.
+# (docs/design.md, "The engine contract"). Actions form a closed set: do not subclass them.
 """Actions a decision asks the shell to run, as frozen values."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pgha.engine.values import HistoryEntry, MemberRole, SyncStandbyNames
 
 
 class DemoteMode(enum.Enum):
-    """Patroni's four demote modes (reference section 2.6)."""
+    """Patroni's four demote modes (docs/patroni-rules.md §2.6)."""
 
     OFFLINE = "offline"  # DCS unreachable: fast stop, keep the lock (it expires), replica of nobody
     GRACEFUL = "graceful"  # switchover: checkpoint, fast stop, release the lock after the stop
@@ -122,6 +122,14 @@ class StartPostgres:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StopPostgres:
+    """Stop PostgreSQL and leave it stopped (fast, escalating to immediate; or immediate), running
+    on_stop: the agent's own shutdown, never a step of the HA loop."""
+
+    immediate: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Follow:
     """Point primary_conninfo at `leader` (None: no upstream) and reload or restart."""
 
@@ -201,7 +209,7 @@ class SetSyncStandbyNames:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WriteStatus:
-    """Write `/status` with the primary's optime (reference for maximum_lag_on_failover)."""
+    """Write `/status` with the primary's optime (the yardstick of maximum_lag_on_failover)."""
 
     optime_lsn: int
 
@@ -254,6 +262,7 @@ Action = (
     | Promote
     | Demote
     | StartPostgres
+    | StopPostgres
     | Follow
     | Rewind
     | Reinit

@@ -1,10 +1,10 @@
 # Safety rule: a replica may race for the lock only if no other node is a better or live primary:
 # not while any reachable PostgreSQL (the former leader included, kept from the last view that had a
 # leader) reports it is a primary, not while a peer has more WAL, not beyond maximum_lag_on_failover
-# of `/status`, not behind the cluster timeline, and only within the sync set (reference 2.4; bug
-# zoo 3, 6, 7, 8, 9, 15). A running primary without the lock may re-take it only if its timeline is
-# not behind `/history` (bug zoo 3). The leader hands over (switchover, start timeout) only if some
-# candidate passes the same checks (`failover_possible`).
+# of `/status`, not behind the cluster timeline, and only within the sync set (docs/patroni-rules.md
+# §2.4; bug zoo 3, 6, 7, 8, 9, 15). A running primary without the lock may re-take it only if its
+# timeline is not behind `/history` (bug zoo 3). The leader hands over (switchover, start timeout)
+# only if some candidate passes the same checks (`failover_possible`).
 """Candidate health: is this node the healthiest, and is a failover possible at all."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def stale_primary_refusal(ctx: Ctx) -> Reason | None:
 def race_refusal(ctx: Ctx) -> Reason | None:
     """Reasons not to race that need no peer answers (None: go on and probe the peers).
 
-    A manual failover naming me skips the lag and timeline checks (reference 2.5).
+    A manual failover naming me skips the lag and timeline checks (docs/patroni-rules.md §2.5).
     """
     refusal = _identity_refusal(ctx)
     if refusal is not None:

@@ -1,10 +1,10 @@
 # Safety rule: the leader must learn that it lost the lock before the lock expires for everyone
 # else. A leader renews at most loop_wait after its last renewal, and each DCS call may take
 # retry_timeout, so `loop_wait + 2 * retry_timeout <= ttl` must hold (Patroni
-# `Config._validate_and_adjust_timeouts`, reference section 3). The watchdog must fire before the
-# lock expires: timeout = ttl - safety_margin (or ttl // 2 when safety_margin is -1), and it is
-# unusable when that is shorter than loop_wait (reference section 2.9). Values here are parsed once
-# and then frozen.
+# `Config._validate_and_adjust_timeouts`, docs/patroni-rules.md §3). The watchdog must fire before
+# the lock expires: timeout = ttl - safety_margin (or ttl // 2 when safety_margin is -1), and it is
+# unusable when that is shorter than loop_wait (docs/patroni-rules.md §2.9). Values here are parsed
+# once and then frozen.
 # Every number is bounded from below *and* above, and must be finite: one value the DCS client
 # cannot use (a ttl above etcd's maximum lease, or one that does not fit etcd's int64) would make
 # every agent's lease grant fail at once, so such a value must be refused at every door, and an
@@ -23,7 +23,7 @@ from typing import Any
 # loop_wait >= 1 s and retry_timeout >= 1 s, and the watchdog keeps a short ttl safe.
 MIN_TTL_S = 3.0
 MIN_LOOP_WAIT_S = 1.0
-MIN_RETRY_TIMEOUT_S = 3.0
+MIN_RETRY_TIMEOUT_S = 1.0
 # etcd 3.4's largest lease (`lease.MaxLeaseTTL`, 9e9 s): a grant above it fails with "etcdserver:
 # too large lease TTL", so no ttl may reach it.
 ETCD_MAX_LEASE_TTL_S = 9_000_000_000
@@ -144,7 +144,7 @@ def adjust_timeouts(cfg: DynamicConfig) -> DynamicConfig:
 _DURATIONS: dict[str, tuple[str, float, float]] = {
     "ttl": ("ttl_s", MIN_TTL_S, MAX_TTL_S),
     "loop_wait": ("loop_wait_s", MIN_LOOP_WAIT_S, MAX_LOOP_WAIT_S),
-    "retry_timeout": ("retry_timeout_s", 1.0, MAX_RETRY_TIMEOUT_S),
+    "retry_timeout": ("retry_timeout_s", MIN_RETRY_TIMEOUT_S, MAX_RETRY_TIMEOUT_S),
     "primary_start_timeout": ("primary_start_timeout_s", 0.0, MAX_PRIMARY_START_TIMEOUT_S),
     "master_start_timeout": ("primary_start_timeout_s", 0.0, MAX_PRIMARY_START_TIMEOUT_S),
 }
@@ -246,6 +246,25 @@ def _field(key: str, value: object) -> dict[str, Any]:
 
 
 IGNORED_KEYS = frozenset({"postgresql", "standby_cluster", "slots", "ignore_slots", "tags"})
+# The dynamic configuration's keys as the parser above reads them, exported once for every door
+# that checks a document before it reaches the parser (the agent's file, the scenario format).
+# (The order is the one messages and the schema list them in.)
+DURATION_KEYS = tuple(_DURATIONS)
+ENGINE_KEYS = (
+    *DURATION_KEYS,
+    "maximum_lag_on_failover",
+    "maximum_lag_on_syncnode",
+    "synchronous_mode",
+    "synchronous_mode_strict",
+    "synchronous_node_count",
+    "failsafe_mode",
+    "check_timeline",
+    "pause",
+    "use_pg_rewind",
+    "remove_data_directory_on_rewind_failure",
+    "remove_data_directory_on_diverged_timelines",
+)
+WATCHDOG_KEYS = ("mode", "safety_margin")
 
 
 def parse_dynamic_config(raw: Mapping[str, object]) -> DynamicConfig:

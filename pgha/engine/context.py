@@ -1,9 +1,9 @@
 # Safety rule: the results of the previous step are folded into the state *before* any rule runs, so
 # that every rule sees one consistent picture. The lock deadline is set only from a successful
 # acquire or renewal (sent time + ttl) and cleared when the view names another holder, when a lock
-# operation fails and when the deadline passes (reference 2.0, bug zoo 1 and 2). Observed facts
-# about PostgreSQL move the role along the transition table until nothing changes (h11's fixed
-# point).
+# operation fails and when the deadline passes (docs/patroni-rules.md §2.0, bug zoo 1 and 2).
+# Observed facts about PostgreSQL move the role along the transition table until nothing changes
+# (h11's fixed point).
 """The per-step context rules read, and the helpers that build decisions from it."""
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pgha.engine.state import NodeState
 class Reason(enum.Enum):
     """Why a decision was taken. Values are stable identifiers for histories."""
 
-    # DCS trouble and failsafe mode (reference rows E, 2.10)
+    # DCS trouble and failsafe mode (docs/patroni-rules.md §2.1 row E, §2.10)
     DCS_UNREACHABLE = "dcs_unreachable"
     DCS_UNREACHABLE_DEMOTE = "dcs_unreachable_demote"
     FAILSAFE_CHECK = "failsafe_check"
@@ -40,7 +40,7 @@ class Reason(enum.Enum):
     PAUSED_LEADER = "paused_leader"
     PAUSED_RELEASE_LOCK = "paused_release_lock"
     PAUSED_TAKE_LOCK = "paused_take_lock"
-    # the lock holder (2.2, 2.5, 2.7)
+    # the lock holder (§2.2, §2.5, §2.7)
     RENEW_LOCK = "renew_lock"
     LOCK_CAS_FAILED = "lock_cas_failed"
     LOCK_CAS_FAILED_DEMOTE = "lock_cas_failed_demote"
@@ -60,7 +60,7 @@ class Reason(enum.Enum):
     SWITCHOVER_CHECK = "switchover_check"
     SWITCHOVER_DEMOTE = "switchover_demote"
     SWITCHOVER_IMPOSSIBLE = "switchover_impossible"
-    # everyone else (2.2, 2.3, 2.11)
+    # everyone else (§2.2, §2.3, §2.11)
     NOT_LOCK_HOLDER_DEMOTE = "not_lock_holder_demote"
     FOLLOW_LEADER = "follow_leader"
     START_REPLICA = "start_replica"
@@ -71,7 +71,7 @@ class Reason(enum.Enum):
     RACE = "race"
     LOST_RACE = "lost_race"
     NOT_HEALTHIEST_DEMOTE = "not_healthiest_demote"
-    # why a node is not the healthiest (2.4)
+    # why a node is not the healthiest (§2.4)
     NOT_HEALTHIEST_BACKOFF = "not_healthiest_backoff"
     NOT_HEALTHIEST_STALE_PRIMARY = "not_healthiest_stale_primary"
     NOT_HEALTHIEST_NOFAILOVER = "not_healthiest_nofailover"

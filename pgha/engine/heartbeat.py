@@ -1,9 +1,9 @@
 # Safety rule: a failsafe heartbeat (a primary's POST /failsafe while the DCS is down) makes the
-# receiver treat the sender as the leader for ttl (reference 2.10), so a node that is, or may
-# become, the leader itself must refuse it: two nodes must never both believe they lead. A node
-# refuses while its PostgreSQL runs as primary (Patroni answers 500) and while it holds the leader
-# lock by its own deadline (it may be promoting: PostgreSQL not yet primary). One rule for every
-# world: the agent's REST API and the simulator both ask this function.
+# receiver treat the sender as the leader for ttl (docs/patroni-rules.md §2.10), so a node that is,
+# or may become, the leader itself must refuse it: two nodes must never both believe they lead. A
+# node refuses while its PostgreSQL runs as primary (Patroni answers 500) and while it holds the
+# leader lock by its own deadline (it may be promoting: PostgreSQL not yet primary). One rule for
+# every world: the agent's REST API and the simulator both ask this function.
 """Whether a node accepts a failsafe heartbeat from another primary."""
 
 from __future__ import annotations

@@ -141,3 +141,26 @@ def refusal(view: ClusterView, request: FailoverKey, *, now_wall: float) -> Refu
     """
     ask = Ask(view=view, request=request, now_wall=now_wall)
     return next((r for r in (check(ask) for check in CHECKS) if r is not None), None)
+
+
+# ---------------------------------------------------------------- reinitialize
+
+
+class ReinitRefusal(enum.Enum):
+    """Why `POST /reinitialize` was refused (Patroni's words: clients match them)."""
+
+    IS_LEADER = "I am the leader, can not reinitialize"
+    NO_LEADER = "cluster has no leader"
+
+
+def reinit_source(
+    view: ClusterView | None, *, holds_lock: bool, pg_is_primary: bool
+) -> str | ReinitRefusal:
+    """Where `POST /reinitialize` clones this node from (the leader), or why it may not: the
+    leader (by its lock or its running primary) is never wiped, and without a leader there is
+    no source to clone."""
+    if holds_lock or pg_is_primary:
+        return ReinitRefusal.IS_LEADER
+    if view is None or view.leader is None:
+        return ReinitRefusal.NO_LEADER
+    return view.leader.holder

@@ -1,8 +1,8 @@
 # Safety rule: a node may stream from a leader only if its WAL is a prefix of the leader's history.
 # An old primary (or a replica that received WAL the new leader never had) has diverged and must be
-# rewound with pg_rewind, or wiped and cloned again, before it follows (reference section 2.11). The
-# decision uses the leader's timeline and the cluster `/history` switch points, never wall time.
-# Positions are "end of local WAL": for a stopped node, the end of its last record from
+# rewound with pg_rewind, or wiped and cloned again, before it follows (docs/patroni-rules.md
+# §2.11). The decision uses the leader's timeline and the cluster `/history` switch points, never
+# wall time. Positions are "end of local WAL": for a stopped node, the end of its last record from
 # pg_controldata.
 """Rejoin: follow, pg_rewind or reinit, decided from timelines and LSNs."""
 

@@ -2,8 +2,8 @@
 # below and nothing else. Identity and DCS health come first (a node that cannot prove anything must
 # not act as a leader), then missing data, then the lock holder's own proof by compare-and-set, then
 # pause, then what a proven holder does, then what everyone else does: demote without the lock,
-# rejoin and follow a leader, and only last race for a free lock (Patroni `_run_cycle`, reference
-# 2.1-2.3, as a flat table instead of nested branches).
+# rejoin and follow a leader, and only last race for a free lock (Patroni `_run_cycle`,
+# docs/patroni-rules.md §2.1-2.3, as a flat table instead of nested branches).
 """The ordered rule table and `decide`, the engine's one entry point."""
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 # Safety rule: only the lock holder may run a writable PostgreSQL, and it proves it holds the lock
-# every cycle by a compare-and-set on the leader key *before* it does anything else (reference 2.2).
-# A failed CAS is not a DCS error: someone else owns the key, so a primary demotes at once without
-# touching the lock (immediate-nolock; bug zoo 1, 12). Only after a successful renewal does the
-# leader kick the watchdog, hand over for a switchover (if a candidate is healthy: 2.5, bug zoo 9,
-# 14), restart a crashed PostgreSQL in place or fail over after primary_start_timeout (2.7).
+# every cycle by a compare-and-set on the leader key *before* it does anything else
+# (docs/patroni-rules.md §2.2). A failed CAS is not a DCS error: someone else owns the key, so a
+# primary demotes at once without touching the lock (immediate-nolock; bug zoo 1, 12). Only after a
+# successful renewal does the leader kick the watchdog, hand over for a switchover (if a candidate
+# is healthy: §2.5, bug zoo 9, 14), restart a crashed PostgreSQL in place or fail over after
+# primary_start_timeout (§2.7).
 """Rules for the node that holds (or is named as holding) the leader lock."""
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ def _switchover_schedule(ctx: Ctx, failover: FailoverKey) -> Decision | None:
 
 
 def leader_manual_failover(ctx: Ctx) -> Decision | None:
-    """A switchover or failover key while I lead a running primary (reference 2.5)."""
+    """A switchover or failover key while I lead a running primary (docs/patroni-rules.md §2.5)."""
     failover = ctx.view.failover
     if failover is None or not ctx.renewed or not ctx.pg.is_primary:
         return None

@@ -1,13 +1,13 @@
 # Safety rule: a node acts on the cluster only with its own identity and a working DCS. A data
-# directory from another cluster halts the agent (reference row 9), but only a value that can be a
-# system identifier names another cluster: garbage in `initialize` halts nobody, and the leader
-# rewrites it (Patroni's sysid_valid). A leader key without a lease is no live leader's (agents
-# always write it on a lease); once it has not changed for ttl on this node's own monotonic clock,
-# it is deleted by a compare-and-set on its version, so a rewrite in between wins. When the DCS
-# cannot be reached, a primary stops accepting writes (demote offline) unless failsafe mode proves,
-# within this cycle, that every member listed in `/failsafe` still accepts it as the primary
-# (reference row E, 2.10; bug zoo 5). Bootstrap is a race on the atomic create of `initialize`
-# (2.13); a standalone server is taken over by writing its sysid only when no cluster exists yet
+# directory from another cluster halts the agent (docs/patroni-rules.md, §2.1 row 9), but only a
+# value that can be a system identifier names another cluster: garbage in `initialize` halts nobody,
+# and the leader rewrites it (Patroni's sysid_valid). A leader key without a lease is no live
+# leader's (agents always write it on a lease); once it has not changed for ttl on this node's own
+# monotonic clock, it is deleted by a compare-and-set on its version, so a rewrite in between wins.
+# When the DCS cannot be reached, a primary stops accepting writes (demote offline) unless failsafe
+# mode proves, within this cycle, that every member listed in `/failsafe` still accepts it as the
+# primary (§2.1 row E, §2.10; bug zoo 5). Bootstrap is a race on the atomic create of `initialize`
+# (§2.13); a standalone server is taken over by writing its sysid only when no cluster exists yet
 # (row 9).
 """Rules for identity, DCS outages, bootstrap and taking over a standalone server."""
 
@@ -98,7 +98,7 @@ def dcs_unreachable(ctx: Ctx) -> Decision | None:
 
 
 def _clone_source(ctx: Ctx, leader: str) -> str:
-    # A running clonefrom member other than the leader, else the leader (reference 2.13).
+    # A running clonefrom member other than the leader, else the leader (§2.13).
     sources = sorted(
         m.name
         for m in ctx.view.members

@@ -1,7 +1,8 @@
 # Safety rule: in pause (maintenance) mode the agent changes nothing about PostgreSQL on its own: no
-# failover, no demotion of a parallel primary, and no watchdog (reference feature 7, 2.1 row 1). It
-# still renews the lock while its PostgreSQL is the primary, gives the lock back when it is not,
-# takes a free lock for a running primary of this cluster, and honours an explicit manual failover.
+# failover, no demotion of a parallel primary, and no watchdog (docs/patroni-rules.md feature 7,
+# §2.1 row 1). It still renews the lock while its PostgreSQL is the primary, gives the lock back
+# when it is not, takes a free lock for a running primary of this cluster, and honours an explicit
+# manual failover.
 """The pause-mode rule."""
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 # Safety rule: a node that does not hold the lock never stays writable (outside pause): a primary
-# that sees another holder demotes at once (immediate-nolock, reference 2.2), and one that finds no
-# holder may re-take the lock only through the stale-primary guard (bug zoo 3). A replica follows
-# the leader only along the leader's timeline history, rewinding or re-cloning when it has diverged
-# (2.11). With no holder it races for the lock only after the candidate checks, with the peers'
-# answers of this very cycle (2.3, 2.4), and a win is an atomic create, never an overwrite (bug zoo
-# 4).
+# that sees another holder demotes at once (immediate-nolock, docs/patroni-rules.md §2.2), and one
+# that finds no holder may re-take the lock only through the stale-primary guard (bug zoo 3). A
+# replica follows the leader only along the leader's timeline history, rewinding or re-cloning when
+# it has diverged (§2.11). With no holder it races for the lock only after the candidate checks,
+# with the peers' answers of this very cycle (§2.3, §2.4), and a win is an atomic create, never an
+# overwrite (bug zoo 4).
 """Rules for nodes that do not hold the lock: demote, follow, rejoin, race."""
 
 from __future__ import annotations

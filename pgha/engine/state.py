@@ -1,7 +1,7 @@
 # Safety rule: "am I the leader" is a local deadline on the node's own monotonic clock, set only by
 # a successful acquire or compare-and-set (deadline = when the request was *sent* + ttl, which is
 # never later than the server's expiry) and cleared on any failure, demotion or foreign holder (bug
-# zoo 2, reference section 2.0). It is never inferred from a DCS read (bug zoo 1).
+# zoo 2, docs/patroni-rules.md §2.0). It is never inferred from a DCS read (bug zoo 1).
 """The memory an agent carries from one decision to the next."""
 
 from __future__ import annotations

@@ -1,17 +1,18 @@
-# Safety rule: only a node that holds every acknowledged commit may be promoted (reference features
-# 8-12, sections 2.4 and 2.12; bug zoo 8, 9, 10, 15). Mode on (FIRST n): only the `/sync` leader and
-# standbys may promote; `/sync` names only standbys PostgreSQL confirms: it shrinks before ssn and
-# grows only after ssn settled, to standbys in state sync that are in `/sync` already or reached the
-# primary's LSN at the ssn change (bug zoo 10). Mode on writes `/sync={leader: me}` even with no
-# candidate (bug zoo 8). Quorum mode: ssn = ANY k (S) on primary P, `/sync` = {leader P, voters V,
-# quorum q}. A commit is acknowledged once P and k members of S flushed it. A candidate wins with q
-# votes (voters not ahead of it, itself included if a voter): it is at least as far as each node of
-# some q + 1 voters, a "quorum set". P holds every commit, so quorum sets come from V' = V - {P} and
-# ack sets from S' = S - {P}. Invariant: every quorum set meets every ack set, that is |V'| - max(0,
-# min(k, |S'|) - |S' - V'|) <= q ('*' or k = 0: |V'| <= q), checked for every write. Commits
-# acknowledged under an older ssn are covered too: a `/sync` write must keep an old quorum set
-# inside each new one (q_new >= q_old + |V_new - V_old|) or put in each new quorum set a standby
-# that flushed past the primary's LSN at the last ssn change (once settled, 2 s).
+# Safety rule: only a node that holds every acknowledged commit may be promoted
+# (docs/patroni-rules.md features 8-12, §2.4, §2.12; bug zoo 8, 9, 10, 15). Mode on (FIRST n): only
+# the `/sync` leader and standbys may promote; `/sync` names only standbys PostgreSQL confirms: it
+# shrinks before ssn and grows only after ssn settled, to standbys in state sync that are in `/sync`
+# already or reached the primary's LSN at the ssn change (bug zoo 10). Mode on writes
+# `/sync={leader: me}` even with no candidate (bug zoo 8). Quorum mode: ssn = ANY k (S) on primary
+# P, `/sync` = {leader P, voters V, quorum q}. A commit is acknowledged once P and k members of S
+# flushed it. A candidate wins with q votes (voters not ahead of it, itself included if a voter): it
+# is at least as far as each node of some q + 1 voters, a "quorum set". P holds every commit, so
+# quorum sets come from V' = V - {P} and ack sets from S' = S - {P}. Invariant: every quorum set
+# meets every ack set, that is |V'| - max(0, min(k, |S'|) - |S' - V'|) <= q ('*' or k = 0: |V'| <=
+# q), checked for every write. Commits acknowledged under an older ssn are covered too: a `/sync`
+# write must keep an old quorum set inside each new one (q_new >= q_old + |V_new - V_old|) or put in
+# each new quorum set a standby that flushed past the primary's LSN at the last ssn change (once
+# settled, 2 s).
 """Synchronous replication: `synchronous_standby_names` (ssn) and the `/sync` key."""
 
 from __future__ import annotations
@@ -367,7 +368,7 @@ def sync_allows_race(*, me: str, cfg: DynamicConfig, cluster: ClusterView) -> bo
 def quorum_votes_ok(
     *, me: str, sync: SyncKey, peers: Iterable[PeerStatus], my_wal_lsn: int
 ) -> bool:
-    """Quorum mode: did I gather `sync.quorum` votes (reference 2.4)?
+    """Quorum mode: did I gather `sync.quorum` votes (docs/patroni-rules.md §2.4)?
 
     A reachable, running voter peer with 0 < wal_lsn <= mine is a vote; the count starts at -1
     when I am neither a voter nor the `/sync` leader. The `/sync` leader also passes when no peer

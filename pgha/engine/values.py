@@ -2,7 +2,7 @@
 # is in these frozen values: the node's own PostgreSQL, its view of the DCS (with key versions, so a
 # write can be a compare-and-set on the snapshot the decision used: bug zoo 4), its peers' answers,
 # and `now_mono` from its own monotonic clock. Timestamps from other machines are never compared
-# with `now_mono` (reference section 2.8). LSNs are byte positions as ints; timelines are ints.
+# with `now_mono` (docs/patroni-rules.md §2.8). LSNs are byte positions as ints; timelines are ints.
 """Observation values: what one node sees at one step of its loop."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Failure(enum.Enum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Tags:
-    """Member tags (reference feature 15)."""
+    """Member tags (docs/patroni-rules.md, feature 15)."""
 
     nofailover: bool = False
     failover_priority: int = 1

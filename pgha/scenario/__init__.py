@@ -2,11 +2,23 @@
 
 `load_scenario(path)` and `parse_scenario(text)` return a `Scenario`; both worlds (sim and chaos)
 and the explorer read that value and never YAML. The format is described in docs/scenarios.md and
-published as a JSON Schema in pgha/schema/scenario.schema.json.
+published as a JSON Schema in pgha/schema/scenario.schema.json. `FAULT_KINDS` is the registry of
+fault kinds: each kind's parser, dumper and parameters, and where it is not applied or drawn, why.
 """
 
 from pgha.scenario._dump import dump_scenario
 from pgha.scenario._errors import ScenarioError
+from pgha.scenario._kinds import (
+    FAULT_KINDS,
+    NETWORK_KINDS,
+    ONE_OFF_KINDS,
+    PER_KIND_FOR,
+    WORLDS,
+    FaultKindEntry,
+    WorldName,
+    can_be_undone,
+    kind_of,
+)
 from pgha.scenario._load import ACCEPTED_KEYS, load_scenario, parse_scenario
 from pgha.scenario._model import (
     CLUSTER_KEYS,
@@ -55,9 +67,14 @@ from pgha.scenario._values import FrozenDict, Target, TargetRole
 __all__ = [
     "ACCEPTED_KEYS",
     "CLUSTER_KEYS",
+    "FAULT_KINDS",
     "MEMBERS_PREFIX",
+    "NETWORK_KINDS",
+    "ONE_OFF_KINDS",
     "PARAMS_TYPE",
+    "PER_KIND_FOR",
     "STAYS_WITHOUT_FOR",
+    "WORLDS",
     "Bridge",
     "ChecksSpec",
     "ClockFault",
@@ -71,6 +88,7 @@ __all__ = [
     "ExploreSpec",
     "FailoverFault",
     "FaultKind",
+    "FaultKindEntry",
     "FaultParams",
     "FaultSpec",
     "FrozenDict",
@@ -98,7 +116,10 @@ __all__ = [
     "TargetRole",
     "WorkloadSpec",
     "WorkloadVia",
+    "WorldName",
+    "can_be_undone",
     "dump_scenario",
+    "kind_of",
     "load_scenario",
     "parse_scenario",
 ]

@@ -13,13 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pgha.engine.config import IGNORED_KEYS, ConfigError, DynamicConfig, parse_dynamic_config
+from pgha.engine.config import (
+    DURATION_KEYS,
+    ENGINE_KEYS,
+    IGNORED_KEYS,
+    WATCHDOG_KEYS,
+    ConfigError,
+    DynamicConfig,
+    parse_dynamic_config,
+)
 from pgha.engine.values import Tags
-from pgha.scenario._model import EtcdPlacement, FrozenDict, NodeSpec
-from pgha.scenario._targets import ROLE_WORDS, Scope
-from pgha.scenario._targets import name as scoped_name
-from pgha.scenario._units import Sign, duration_s
-from pgha.scenario._yaml import (
+from pgha.located.tree import (
     Fields,
     Node,
     boolean,
@@ -30,34 +34,15 @@ from pgha.scenario._yaml import (
     problem,
     text,
 )
+from pgha.located.units import Sign, duration_s
+from pgha.scenario._model import EtcdPlacement, FrozenDict, NodeSpec
+from pgha.scenario._targets import ROLE_WORDS, Scope
+from pgha.scenario._targets import name as scoped_name
 
 CLUSTER_KEYS = ("nodes", "etcd", "etcd_placement")
 NODE_SPEC_KEYS = ("name", "tags", "datacenter")
 TAG_KEYS = tuple(f.name for f in fields(Tags))
-CONFIG_DURATION_KEYS = (
-    "ttl",
-    "loop_wait",
-    "retry_timeout",
-    "primary_start_timeout",
-    "master_start_timeout",
-)
-CONFIG_KEYS = (
-    *CONFIG_DURATION_KEYS,
-    "maximum_lag_on_failover",
-    "maximum_lag_on_syncnode",
-    "synchronous_mode",
-    "synchronous_mode_strict",
-    "synchronous_node_count",
-    "failsafe_mode",
-    "check_timeline",
-    "pause",
-    "use_pg_rewind",
-    "remove_data_directory_on_rewind_failure",
-    "remove_data_directory_on_diverged_timelines",
-    "watchdog",
-    *sorted(IGNORED_KEYS),
-)
-WATCHDOG_KEYS = ("mode", "safety_margin")
+CONFIG_KEYS = (*ENGINE_KEYS, "watchdog", *sorted(IGNORED_KEYS))
 DEFAULT_COUNT = 3
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 _NAME_TEXT = "a name of letters, digits, '_', '.' or '-' starting with a letter, not a role"
@@ -195,7 +180,7 @@ def config(node: Node | None) -> Config:
 
 
 def _config_value(key: str, node: Node) -> Any:
-    if key in CONFIG_DURATION_KEYS:
+    if key in DURATION_KEYS:
         return _config_duration(node)
     if key == "watchdog" and isinstance(node.value, dict):
         entries = mapping(node, WATCHDOG_KEYS).entries

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
 
@@ -18,43 +17,23 @@ import yaml
 
 from pgha.engine.values import Tags
 from pgha.scenario import _sections
+from pgha.scenario._kinds import FAULT_KINDS
 from pgha.scenario._model import (
-    Bridge,
     ChecksSpec,
-    ClockFault,
-    ConfigFault,
-    DiskFullFault,
-    EtcdFault,
     EtcdPlacement,
-    EtcdPutFault,
     ExploreSpec,
-    FailoverFault,
-    FaultKind,
-    FaultParams,
     FaultSpec,
     HAProxySpec,
-    HealFault,
-    KillAgentFault,
-    KillFault,
-    KillPostgresFault,
-    LatencyFault,
     LatencySpec,
-    LossFault,
     NetworkSpec,
     NodeSpec,
-    PartitionFault,
-    PauseFault,
-    PauseWhat,
     PostgresSpec,
-    RestartFault,
     Scenario,
-    SwitchoverFault,
-    Target,
     WorkloadSpec,
 )
+from pgha.scenario._written import duration, number, plain, rate
 
 Doc = dict[str, Any]
-_MAX_EXACT_INT = 2**53  # floats up to here that are whole numbers are written without ".0"
 
 
 def dump_scenario(scenario: Scenario) -> str:
@@ -70,7 +49,7 @@ def dump_scenario(scenario: Scenario) -> str:
     document["duration"] = duration(scenario.duration_s)
     document["cluster"] = _cluster(scenario)
     if scenario.config_raw:
-        document["config"] = _plain(scenario.config_raw)
+        document["config"] = plain(scenario.config_raw)
     network = _network(scenario)
     if network:
         document["network"] = network
@@ -123,37 +102,6 @@ _Dumper.add_representer(
 _Dumper.add_representer(
     _FlowList, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, True)
 )
-
-
-def number(value: float) -> int | float:
-    """A number as YAML should show it: whole floats without ".0" (the loader reads both)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < _MAX_EXACT_INT:
-        return int(value)
-    return value
-
-
-def duration(value: float) -> str | int | float:
-    """A duration as YAML should show it: "90s", "1.5s", "-40s" (a number if repr needs an
-    exponent, which the duration syntax lacks). The loader reads each back to the same float."""
-    shown = number(value)
-    text = repr(shown)
-    return shown if "e" in text or "inf" in text or "nan" in text else f"{text}s"
-
-
-def rate(value: float) -> str | int | float:
-    """A rate per second as YAML should show it: "10/s" (a number if repr needs an exponent)."""
-    shown = number(value)
-    text = repr(shown)
-    return shown if "e" in text or "inf" in text or "nan" in text else f"{text}/s"
-
-
-def _plain(value: Any) -> Any:
-    # FrozenDict and tuples are not PyYAML's safe types: plain dicts and lists, keeping scalars.
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, tuple | list):
-        return [_plain(item) for item in value]
-    return value
 
 
 # ---------------------------------------------------------------- cluster and conditions
@@ -277,142 +225,9 @@ def _explore(spec: ExploreSpec) -> Doc:
 def dump_fault(spec: FaultSpec) -> Doc:
     """One fault entry as the mapping a scenario file holds (at, the kind, for, label)."""
     entry: Doc = _Flow(at=duration(spec.at_s))
-    entry[spec.kind.value] = _PARAMS[spec.kind](spec.params)
+    entry[spec.kind.value] = FAULT_KINDS[spec.kind].dump(spec.params)
     if spec.for_s is not None:
         entry["for"] = duration(spec.for_s)
     if spec.label is not None:
         entry["label"] = spec.label
     return entry
-
-
-def target(value: Target) -> str | list[str]:
-    """A target as written: a role word, one name, or a list of names."""
-    if value.role is not None:
-        return value.role.value
-    return value.names[0] if len(value.names) == 1 else list(value.names)
-
-
-def _one(value: Target) -> str:
-    # Fields that take one host (etcd member, candidate, a partition group's item).
-    written = target(value)
-    assert isinstance(written, str), "this field takes one name or a role"
-    return written
-
-
-def _node_fault(params: FaultParams) -> str | list[str]:
-    assert isinstance(params, KillFault | RestartFault | KillAgentFault | KillPostgresFault)
-    return target(params.target)
-
-
-def _disk_full(params: FaultParams) -> str | list[str]:
-    assert isinstance(params, DiskFullFault)
-    return target(params.target)
-
-
-def _pause(params: FaultParams) -> str | list[str] | Doc:
-    assert isinstance(params, PauseFault)
-    if params.what is PauseWhat.NODE:
-        return target(params.target)
-    return {"node": target(params.target), "what": params.what.value}
-
-
-def _partition(params: FaultParams) -> Doc:
-    assert isinstance(params, PartitionFault)
-    if params.isolate is not None:
-        return {"isolate": target(params.isolate)}
-    if params.groups is not None:
-        return {"groups": [[_one(member) for member in group] for group in params.groups]}
-    if params.one_way is not None:
-        return {"from": target(params.one_way[0]), "to": target(params.one_way[1])}
-    assert isinstance(params.bridge, Bridge)
-    sides = params.bridge
-    return {"a": target(sides.a), "b": target(sides.b), "bridge": target(sides.bridge)}
-
-
-def _heal(params: FaultParams) -> bool:
-    assert isinstance(params, HealFault)
-    return True
-
-
-def _clock(params: FaultParams) -> Doc:
-    assert isinstance(params, ClockFault)
-    out: Doc = {"node": target(params.target)}
-    for key, value in (
-        ("offset", params.offset_s),
-        ("drift_ppm", params.drift_ppm),
-        ("jump", params.jump_s),
-    ):
-        if value is not None:
-            out[key] = number(value) if key == "drift_ppm" else duration(value)
-    return out
-
-
-def _etcd(params: FaultParams) -> Doc:
-    assert isinstance(params, EtcdFault)
-    return {"member": _one(params.member), "action": params.action.value}
-
-
-def _loss(params: FaultParams) -> Doc:
-    assert isinstance(params, LossFault)
-    return {"targets": target(params.targets), "rate": number(params.rate)}
-
-
-def _latency_fault(params: FaultParams) -> Doc:
-    assert isinstance(params, LatencyFault)
-    return {
-        "targets": target(params.targets),
-        "median": duration(params.median_s),
-        "p99": duration(params.p99_s),
-    }
-
-
-def _switchover(params: FaultParams) -> Doc:
-    assert isinstance(params, SwitchoverFault)
-    out: Doc = {}
-    if params.leader is not None:
-        out["leader"] = _one(params.leader)
-    if params.candidate is not None:
-        out["candidate"] = _one(params.candidate)
-    if params.scheduled_at_s is not None:
-        out["at"] = duration(params.scheduled_at_s)
-    return out
-
-
-def _failover(params: FaultParams) -> Doc:
-    assert isinstance(params, FailoverFault)
-    return {"candidate": _one(params.candidate)}
-
-
-def _config(params: FaultParams) -> Doc:
-    # The patch as it is sent: numbers stay numbers (a duration string would be the operator's
-    # mistake, sent as text), lists as lists.
-    assert isinstance(params, ConfigFault)
-    out: Doc = {"patch": _plain(params.patch)}
-    if params.node is not None:
-        out["node"] = _one(params.node)
-    return out
-
-
-def _etcd_put(params: FaultParams) -> Doc:
-    assert isinstance(params, EtcdPutFault)
-    return {"key": params.key, "value": params.value}
-
-
-_PARAMS: Mapping[FaultKind, Callable[[FaultParams], Any]] = {
-    FaultKind.KILL: _node_fault,
-    FaultKind.RESTART: _node_fault,
-    FaultKind.KILL_AGENT: _node_fault,
-    FaultKind.KILL_POSTGRES: _node_fault,
-    FaultKind.PAUSE: _pause,
-    FaultKind.PARTITION: _partition,
-    FaultKind.HEAL: _heal,
-    FaultKind.CLOCK: _clock,
-    FaultKind.ETCD: _etcd,
-    FaultKind.LOSS: _loss,
-    FaultKind.LATENCY: _latency_fault,
-    FaultKind.DISK_FULL: _disk_full,
-    FaultKind.SWITCHOVER: _switchover,
-    FaultKind.FAILOVER: _failover,
-    FaultKind.CONFIG: _config,
-    FaultKind.ETCD_PUT: _etcd_put,
-}

@@ -10,12 +10,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
+from pgha.engine.config import WATCHDOG_KEYS
+from pgha.located.errors import Problem
+from pgha.located.tree import Fields, Node, compose, integer, mapping, text
+from pgha.located.units import LATENCY_KEYS, Sign, duration_s
 from pgha.scenario import _cluster, _faults, _sections
-from pgha.scenario._errors import Problem, ScenarioError
+from pgha.scenario._errors import ScenarioError
+from pgha.scenario._kinds import LONG_FORM_KEYS
 from pgha.scenario._model import Scenario
 from pgha.scenario._targets import scopes
-from pgha.scenario._units import LATENCY_KEYS, Sign, duration_s
-from pgha.scenario._yaml import Fields, Node, compose, integer, mapping, text
 
 SCENARIO_KEYS = (
     "name",
@@ -42,7 +45,7 @@ ACCEPTED_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "node": _cluster.NODE_SPEC_KEYS,
         "tags": _cluster.TAG_KEYS,
         "config": _cluster.CONFIG_KEYS,
-        "watchdog": _cluster.WATCHDOG_KEYS,
+        "watchdog": WATCHDOG_KEYS,
         "network": _sections.NETWORK_KEYS,
         "latency": LATENCY_KEYS,
         "clock": _sections.CLOCK_SPEC_KEYS,
@@ -52,17 +55,7 @@ ACCEPTED_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "checks": _sections.CHECKS_KEYS,
         "explore": _sections.EXPLORE_KEYS,
         "fault": (*_faults.FAULT_KEYS, *_faults.KIND_SYNONYMS),
-        "node_fault": _faults.NODE_KEYS,
-        "pause_fault": _faults.PAUSE_KEYS,
-        "partition_fault": _faults.PARTITION_KEYS,
-        "clock_fault": _faults.CLOCK_KEYS,
-        "etcd_fault": _faults.ETCD_KEYS,
-        "loss_fault": _faults.LOSS_KEYS,
-        "latency_fault": _faults.LATENCY_FAULT_KEYS,
-        "switchover_fault": _faults.SWITCHOVER_KEYS,
-        "failover_fault": _faults.FAILOVER_KEYS,
-        "config_fault": _faults.CONFIG_FAULT_KEYS,
-        "etcd_put_fault": _faults.ETCD_PUT_KEYS,
+        **LONG_FORM_KEYS,  # each fault kind's long form (pgha/scenario/_kinds.py)
     }
 )
 
@@ -80,7 +73,7 @@ def parse_scenario(text: str, source: str = "<string>") -> Scenario:
     try:
         return _scenario(compose(text), source)
     except Problem as problem:
-        raise problem.at(source) from None
+        raise problem.at(source, ScenarioError) from None
 
 
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:

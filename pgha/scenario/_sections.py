@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from pgha.scenario._faults import KIND_SYNONYMS, KIND_WORDS
+from pgha.located.tree import Node, boolean, choice, integer, items, mapping, problem, suggest
+from pgha.located.units import Sign, duration_s, finite_number, fraction, median_p99_s, rate_per_s
+from pgha.scenario._kinds import KIND_SYNONYMS, KIND_WORDS
 from pgha.scenario._model import (
     ChecksSpec,
     ClockSpec,
@@ -26,8 +28,6 @@ from pgha.scenario._model import (
     WorkloadVia,
 )
 from pgha.scenario._targets import Scope, names
-from pgha.scenario._units import Sign, duration_s, finite_number, fraction, median_p99_s, rate_per_s
-from pgha.scenario._yaml import Node, boolean, choice, integer, items, mapping, problem, suggest
 
 NETWORK_KEYS = (
     "latency",

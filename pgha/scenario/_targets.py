@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pgha.located.tree import Node, items, problem, suggest
 from pgha.scenario._model import EtcdPlacement
 from pgha.scenario._values import Target, TargetRole
-from pgha.scenario._yaml import Node, items, problem, suggest
 
 ROLE_WORDS = frozenset(role.value for role in TargetRole)
 NODE_ROLES = frozenset(

@@ -15,40 +15,23 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 import yaml
 
 from tests.agent.conftest import OS_USER, PG_BIN, free_port, give_to_os_user
 from tests.agent.etcd_cluster import EtcdCluster
+from tests.probes import wait_for
 
 SUPERUSER = ("postgres", "super-secret-pw")
 REPLICATION = ("replicator", "repl-secret-pw")
 REST_AUTH = ("admin", "rest-secret-pw")
-
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout_s: float, every_s: float = 0.2) -> T:
-    """Poll `probe` until it returns something truthy, and return that; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            value = probe()
-        except psycopg.Error:  # not there yet (a table not yet replicated, a server starting)
-            value = None
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(every_s)
 
 
 def http(
@@ -349,11 +332,17 @@ class AgentCluster:
         return {row[0] for row in self.query(name, "SELECT id FROM t")}
 
     def logs(self) -> str:
+        """Each agent's exit code (None: running), output and watchdog events, for a failure."""
         parts = []
         for node in self.nodes.values():
+            code = None if node.agent is None else node.agent.poll()
+            parts.append(f"----- {node.name} agent exit code: {code}")
             out = node.root / "agent.out"
             if out.exists():
                 parts.append(f"----- {node.name} agent.out (tail)\n{out.read_text()[-6000:]}")
+            fired = node.root / "softdog.jsonl"
+            if fired.exists():
+                parts.append(f"----- {node.name} softdog.jsonl (tail)\n{fired.read_text()[-1500:]}")
         return "\n".join(parts)
 
 

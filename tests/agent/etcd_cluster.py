@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.agent.conftest import free_port
+from tests.probes import wait_for
 
 ETCD_BIN = shutil.which("etcd") or "/usr/bin/etcd"
 HOST = "127.0.0.1"
@@ -206,14 +207,14 @@ class EtcdCluster:
 
     def leader(self, timeout_s: float = 10.0) -> str:
         """Name of the member that is raft leader now (waits for one up to `timeout_s`)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
+
+        def leader() -> str | None:
             for member in self.members:
                 if member.running and not member.paused and _is_leader(member):
                     return member.name
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"no etcd leader within {timeout_s:g} s\n{self.logs()}")
-            time.sleep(0.05)
+            return None
+
+        return wait_for("an etcd leader", leader, timeout_s, every_s=0.05, details=self.logs)
 
     def healthy(self, name: str) -> bool:
         """The member answers `/health` with health true (it has a leader and a quorum)."""
@@ -224,15 +225,14 @@ class EtcdCluster:
         return body is not None and '"health":"true"' in body.replace(" ", "")
 
     def wait_member_healthy(self, name: str, timeout_s: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.healthy(name):
+        def healthy() -> bool:
+            if self.healthy(name):
+                return True
             if not self.member(name).running:
                 raise AssertionError(f"etcd member {name} exited\n{self.logs()}")
-            if time.monotonic() >= deadline:
-                raise AssertionError(
-                    f"etcd member {name} not healthy in {timeout_s:g} s\n{self.logs()}"
-                )
-            time.sleep(0.05)
+            return False
+
+        wait_for(f"etcd member {name} healthy", healthy, timeout_s, every_s=0.05, details=self.logs)
 
     def wait_healthy(self, timeout_s: float = 20.0) -> None:
         """Wait until every running, unpaused member is healthy."""

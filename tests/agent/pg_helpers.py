@@ -6,19 +6,19 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
 
-from pgha.agent.pg_settings import Credentials, PgBackRestSettings, PgSettings
-from pgha.agent.pg_state import PmStatus, postmaster
-from pgha.agent.postgres import PgPort
+from pgha.agent.pg.port import PgPort
+from pgha.agent.pg.settings import Credentials, PgBackRestSettings, PgSettings
+from pgha.agent.pg.state import PmStatus, postmaster
 from pgha.ports import ActionFailed
 from tests.agent.conftest import OS_USER, PG_BIN, free_port, give_to_os_user
+from tests.probes import wait_for
 
 SUPERUSER = Credentials(username="postgres", password="su-secret-1")
 REPLICATION = Credentials(username="replicator", password="repl-secret-2")
@@ -173,19 +173,6 @@ def scalar(settings: PgSettings, sql: str, args: tuple[Any, ...] = ()) -> Any:
     return query(settings, sql, args)[0][0]
 
 
-def wait_for(probe: Callable[[], T | None], timeout_s: float = 15.0, what: str = "") -> T:
-    """Poll `probe` until it returns something truthy; fail the test at the timeout."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        with contextlib.suppress(psycopg.Error):
-            result = probe()
-            if result:
-                return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what or probe}")
-        time.sleep(0.1)
-
-
 def kill_postmaster(settings: PgSettings) -> None:
     """SIGKILL the node's postmaster and its children (a crash), and wait until it is gone.
 
@@ -196,4 +183,4 @@ def kill_postmaster(settings: PgSettings) -> None:
     assert pid is not None
     assert os.getpgid(pid) == pid
     os.killpg(pid, signal.SIGKILL)
-    wait_for(lambda: postmaster(settings)[0] is PmStatus.DOWN, 10.0, "the postmaster to die")
+    wait_for("the postmaster to die", lambda: postmaster(settings)[0] is PmStatus.DOWN, 10.0)

@@ -14,10 +14,12 @@ import threading
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from tests.agent.cluster import AgentCluster, running_cluster, wait_for
+from tests.agent.cluster import AgentCluster, running_cluster
 from tests.agent.conftest import OS_USER, PG_BIN
+from tests.probes import wait_for
 
 pytestmark = pytest.mark.agent
 
@@ -42,7 +44,10 @@ def test_bootstrap_gives_one_primary_and_two_streaming_replicas(workdir: Path) -
         primary = cluster.wait_for_primary()
         replicas = set(cluster.nodes) - {primary}
         wait_for(
-            "two streaming replicas", lambda: cluster.streaming_replicas(primary) == replicas, 60
+            "two streaming replicas",
+            lambda: cluster.streaming_replicas(primary) == replicas,
+            60,
+            ignoring=(psycopg.Error,),
         )
         assert cluster.try_write(primary, 1)
         for name in replicas:
@@ -50,7 +55,12 @@ def test_bootstrap_gives_one_primary_and_two_streaming_replicas(workdir: Path) -
             wait_for("/replica 200", lambda node=node: node.get("/replica")[0] == 200, 5)
             assert node.get("/primary")[0] == 503
             assert not cluster.try_write(name, 2)  # read-only
-            wait_for("the row on a replica", lambda n=name: cluster.ids(n) == {1}, 10)
+            wait_for(
+                "the row on a replica",
+                lambda n=name: cluster.ids(n) == {1},
+                10,
+                ignoring=(psycopg.Error,),
+            )
         code, body = cluster.nodes[primary].get("/patroni")
         assert (code, body["role"], body["timeline"]) == (200, "primary", 1)
         bootstraps = [d for d in decisions(cluster, primary) if "Bootstrap" in d["actions"]]
@@ -65,7 +75,12 @@ def test_kill_9_of_the_primary_gives_a_new_primary_within_ttl_plus_loop_wait(
     with running_cluster(workdir) as cluster:
         old = cluster.wait_for_primary()
         others = sorted(set(cluster.nodes) - {old})
-        wait_for("replicas", lambda: cluster.streaming_replicas(old) == set(others), 60)
+        wait_for(
+            "replicas",
+            lambda: cluster.streaming_replicas(old) == set(others),
+            60,
+            ignoring=(psycopg.Error,),
+        )
         assert cluster.try_write(old, 1)
         killed_at = time.monotonic()
         cluster.kill_agent(old)
@@ -94,7 +109,12 @@ def test_old_primary_rejoins_with_pg_rewind_after_writes_diverged(workdir: Path)
     with running_cluster(workdir) as cluster:
         old = cluster.wait_for_primary()
         others = sorted(set(cluster.nodes) - {old})
-        wait_for("replicas", lambda: cluster.streaming_replicas(old) == set(others), 60)
+        wait_for(
+            "replicas",
+            lambda: cluster.streaming_replicas(old) == set(others),
+            60,
+            ignoring=(psycopg.Error,),
+        )
         assert cluster.try_write(old, 1)
         cluster.kill_agent(old)
         cluster.kill_postgres(old)
@@ -105,14 +125,23 @@ def test_old_primary_rejoins_with_pg_rewind_after_writes_diverged(workdir: Path)
             "the old primary streaming from the new one",
             lambda: old in cluster.streaming_replicas(new),
             90,
+            ignoring=(psycopg.Error,),
         )
-        wait_for("the new row on the old primary", lambda: 2 in cluster.ids(old), 20)
+        wait_for(
+            "the new row on the old primary",
+            lambda: 2 in cluster.ids(old),
+            20,
+            ignoring=(psycopg.Error,),
+        )
         assert 999 not in cluster.ids(old)  # the diverged write was rewound away
         assert any("Rewind" in d["actions"] for d in decisions(cluster, old))
         node = cluster.nodes[old]
-        wait_for(
-            "the old primary on timeline 2", lambda: node.get("/patroni")[1]["timeline"] == 2, 10
-        )
+
+        def on_timeline_2() -> bool:  # the agent publishes its status once a loop: not at once
+            code, body = node.get("/patroni")
+            return code == 200 and body.get("timeline") == 2
+
+        wait_for("the old primary on timeline 2", on_timeline_2, 10)
         assert node.get("/patroni")[1]["role"] == "replica"
 
 
@@ -175,7 +204,12 @@ def test_frozen_primary_agent_is_fenced_by_the_watchdog_before_any_promotion(
     with running_cluster(workdir) as cluster:
         old = cluster.wait_for_primary()
         others = sorted(set(cluster.nodes) - {old})
-        wait_for("replicas", lambda: cluster.streaming_replicas(old) == set(others), 60)
+        wait_for(
+            "replicas",
+            lambda: cluster.streaming_replicas(old) == set(others),
+            60,
+            ignoring=(psycopg.Error,),
+        )
         frozen_mono = time.monotonic()
         cluster.kill_agent(old, signal.SIGSTOP)
         fired_mono = wait_for("the softdog", lambda: _softdog_fired_mono(cluster, old), TTL_S)

@@ -26,6 +26,7 @@ from pgha.agent.callbacks import (
 )
 from pgha.engine.actions import Callback
 from tests.agent.conftest import OS_USER, give_to_os_user
+from tests.probes import process_gone, wait_for
 
 pytestmark = pytest.mark.agent
 
@@ -40,7 +41,7 @@ record = {"argv": sys.argv[4:], "uid": os.getuid(), "groups": os.getgroups(),
 with open(out + ".tmp", "w") as f:
     json.dump(record, f)
 os.rename(out + ".tmp", out)
-time.sleep(sleep_s)
+time.sleep(sleep_s)  # a callback that takes this long: the point of the tests that ask for it
 if child:
     child.kill()
 sys.exit(code)
@@ -100,28 +101,9 @@ def command(recorder: Path, out: Path, *, sleep_s: float = 0, code: int = 0) -> 
 
 def read_record(out: Path, limit_s: float = 5.0) -> dict[str, object]:
     """What the recorder wrote (waiting for it up to `limit_s`)."""
-    deadline_mono = time.monotonic() + limit_s
-    while not out.exists() and time.monotonic() < deadline_mono:
-        time.sleep(0.01)
+    wait_for(f"the recorder's {out.name}", out.exists, limit_s, every_s=0.01)
     record: dict[str, object] = json.loads(out.read_text())
     return record
-
-
-def gone(pid: int) -> bool:
-    """The process no longer runs (missing, or a zombie)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 2] == "Z"
-
-
-def wait_gone(pid: int, limit_s: float) -> bool:
-    """Poll until `pid` is gone, up to `limit_s`."""
-    deadline_mono = time.monotonic() + limit_s
-    while not gone(pid) and time.monotonic() < deadline_mono:
-        time.sleep(0.01)
-    return gone(pid)
 
 
 def test_callback_gets_its_arguments_then_action_role_scope(recorder: Path, workdir: Path) -> None:
@@ -193,7 +175,9 @@ def test_time_limit_kills_the_process_group(recorder: Path, workdir: Path) -> No
     assert result.exit_code is None
     assert not result.ok
     assert 0.5 <= result.duration_s < 2.0
-    assert wait_gone(child, 2.0)  # the callback's own child died with it
+    wait_for(
+        "the callback's child gone", lambda: process_gone(child), 2.0, every_s=0.01
+    )  # died with it
 
 
 def test_pre_promote_is_synchronous_and_maps_exit_codes(recorder: Path, workdir: Path) -> None:
@@ -281,7 +265,9 @@ def test_next_background_callback_kills_the_running_one(recorder: Path, workdir:
     assert runner.wait_idle(5)
     assert [r.outcome for r in results.by_name("on_start")] == [KILLED]
     assert [r.outcome for r in results.by_name("on_role_change")] == [EXITED]
-    assert wait_gone(first_child, 2.0)
+    wait_for(
+        "the first callback's child gone", lambda: process_gone(first_child), 2.0, every_s=0.01
+    )
     assert read_record(second_out)["argv"] == ["on_role_change", "primary", "s"]
 
 

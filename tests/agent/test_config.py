@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pgha.agent.config import (
+from pgha.agent.config.file import (
     AgentConfig,
     AgentConfigError,
     HostPort,
@@ -24,9 +24,7 @@ from pgha.agent.config import (
     parse_agent_config,
     parse_dcs_config,
 )
-from pgha.agent.config_dcs import ENGINE_KEYS
-from pgha.engine.config import IGNORED_KEYS, SyncMode, WatchdogMode
-from pgha.scenario._cluster import CONFIG_KEYS
+from pgha.engine.config import SyncMode, WatchdogMode
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "docs" / "examples" / "agent-node1.yaml"
@@ -504,8 +502,3 @@ def test_bad_dcs_document_names_the_key() -> None:
     with pytest.raises(AgentConfigError) as caught:
         parse_dcs_config({"postgresql": {"parameters": {"port": 1}}}, "/config")
     assert (caught.value.line, caught.value.field) == (0, "postgresql.parameters.port")
-
-
-def test_engine_keys_match_the_engine() -> None:
-    engine_keys = set(CONFIG_KEYS) - IGNORED_KEYS - {"watchdog"}
-    assert set(ENGINE_KEYS) == engine_keys

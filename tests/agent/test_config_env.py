@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from pgha.agent.config import (
+from pgha.agent.config.env import PG_PROGRAMS
+from pgha.agent.config.file import (
     AgentConfig,
     check_environment,
     parse_agent_config,
     validate_main,
 )
-from pgha.agent.config_env import PG_PROGRAMS
 from pgha.engine.config import WatchdogMode
 from tests.agent.conftest import OS_USER
 from tests.agent.test_config import MINIMAL

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from pgha.agent.etcd import EtcdDcs, lease_ttl_s
-from pgha.agent.etcd_session import EtcdSession, EtcdSettings
+from pgha.agent.etcd.dcs import EtcdDcs, lease_ttl_s
+from pgha.agent.etcd.session import EtcdSession, EtcdSettings
 from pgha.agent.main import Agent
 from pgha.engine.config import ETCD_MAX_LEASE_TTL_S
 from pgha.engine.values import LockResult, PostgresState

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from pgha.agent.ctl import run
-from pgha.agent.ctl_render import (
+from pgha.ctl.main import run
+from pgha.ctl.render import (
     MemberLine,
     Table,
     history_table,

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgha.agent.ctl_actions import parse_scheduled
-from pgha.agent.ctl_cluster import config_error_lines
-from pgha.agent.ctl_common import Console, CtlError
-from pgha.agent.ctl_config import (
+from pgha.ctl.actions import parse_scheduled
+from pgha.ctl.cluster import config_error_lines
+from pgha.ctl.common import Console, CtlError
+from pgha.ctl.config import (
     EditPlan,
     apply_plan,
     check_config,
@@ -26,7 +26,7 @@ from pgha.agent.ctl_config import (
     set_patch,
     store_config,
 )
-from pgha.agent.ctl_rest import answer_of
+from pgha.ctl.rest import answer_of
 
 # ---------------------------------------------------------------- edit-config
 

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from pgha.agent.ctl import run
-from pgha.agent.ctl_common import CtlError
-from pgha.agent.ctl_config import store_config
-from pgha.agent.etcd_admin import EtcdAdmin
-from pgha.agent.etcd_session import EtcdSettings
+from pgha.agent.etcd.admin import EtcdAdmin
+from pgha.agent.etcd.session import EtcdSettings
+from pgha.ctl.common import CtlError
+from pgha.ctl.config import store_config
+from pgha.ctl.main import run
 from tests.agent.etcd_cluster import EtcdCluster
 from tests.agent.test_ctl import ctl, write_config
 

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from pgha.agent.etcd_session import EtcdSession, EtcdSettings
+from pgha.agent.etcd.session import EtcdSession, EtcdSettings
 from tests.agent.cluster import AgentCluster, running_cluster
 from tests.agent.conftest import give_to_os_user
 from tests.agent.test_agent_operations import ctl, settled
+from tests.probes import holds_for, wait_for
 
 pytestmark = pytest.mark.agent
 
@@ -88,18 +89,29 @@ def primaries(cluster: AgentCluster) -> list[str]:
     return [n for n, node in cluster.nodes.items() if node.get("/primary")[0] == 200]
 
 
-def watch(cluster: AgentCluster, seconds: float, until: Callable[[], bool] | None = None) -> float:
-    """Poll for `seconds` (or until `until()`): never two primaries, never a dead agent.
+def sane(cluster: AgentCluster) -> bool:
+    """Never two primaries, never a dead agent (asserted: a breach fails the test at once)."""
+    assert len(primaries(cluster)) <= 1
+    assert alive(cluster) == list(cluster.nodes)
+    return True
 
-    Returns how long it took until `until()` held (or `seconds`)."""
+
+def watch(
+    cluster: AgentCluster,
+    seconds: float,
+    until: Callable[[], bool] | None = None,
+    what: str = "",
+) -> float:
+    """Poll every 0.2 s for `seconds`, or until `until()` (`what`), which must come within them:
+    never two primaries, never a dead agent. Returns how long it took until `until()` held."""
     start = time.monotonic()
-    while (elapsed := time.monotonic() - start) < seconds:
-        assert len(primaries(cluster)) <= 1
-        assert alive(cluster) == list(cluster.nodes)
-        if until is not None and until():
-            return elapsed
-        time.sleep(0.2)
-    return seconds
+    if until is None:
+        holds_for(
+            "one primary at most, every agent alive", lambda: sane(cluster), seconds, every_s=0.2
+        )
+        return seconds
+    wait_for(what, lambda: sane(cluster) and until(), seconds, every_s=0.2)
+    return time.monotonic() - start
 
 
 def healthy(cluster: AgentCluster) -> str:
@@ -115,7 +127,11 @@ def test_garbage_in_initialize_halts_nobody_and_the_leader_rewrites_it(
     sysid = raw(session, cluster, "initialize")
     assert sysid is not None
     put(cluster, "initialize", "garbage")
-    took = watch(cluster, 3 * LOOP_WAIT_S, lambda: raw(session, cluster, "initialize") == sysid)
+
+    def rewritten() -> bool:
+        return raw(session, cluster, "initialize") == sysid
+
+    took = watch(cluster, 3 * LOOP_WAIT_S, rewritten, "the leader to rewrite /initialize")
     assert took <= LOOP_WAIT_S + SLACK_S
     watch(cluster, 2 * LOOP_WAIT_S)  # and nobody halts afterwards either
     assert primaries(cluster) == [primary]
@@ -137,7 +153,7 @@ def test_a_leader_key_without_a_lease_expires_and_one_primary_takes_over(
         key = raw(session, cluster, "leader")
         return key is not None and key[0] != b"garbage" and len(primaries(cluster)) == 1
 
-    watch(cluster, TTL_S + 2 * LOOP_WAIT_S + SLACK_S + 10, taken_over)
+    watch(cluster, TTL_S + 2 * LOOP_WAIT_S + SLACK_S + 10, taken_over, "a leased leader key")
     took = time.monotonic() - written
     assert taken_over(), "no primary after the garbage leader key"
     print(f"garbage leader key: a new primary after {took:.1f} s")
@@ -179,7 +195,7 @@ def test_garbage_in_every_other_key_crashes_nothing_and_the_leader_repairs(
             and member[0].startswith(b"{")
         )
 
-    took = watch(cluster, 4 * LOOP_WAIT_S + SLACK_S, repaired)
+    took = watch(cluster, 4 * LOOP_WAIT_S + SLACK_S, repaired, "the leader's repairs")
     assert repaired(), "the leader did not repair /sync and /failover"
     assert took <= 2 * LOOP_WAIT_S + SLACK_S
     watch(cluster, 2 * LOOP_WAIT_S)

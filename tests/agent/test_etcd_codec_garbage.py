@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pgha.agent import etcd_codec
-from pgha.agent.ctl_render import dcs_warning_lines
-from pgha.agent.etcd_codec import ConfigMemory, Entry, decode_cluster
+from pgha.agent.etcd import codec as etcd_codec
+from pgha.agent.etcd.codec import ConfigMemory, Entry, decode_cluster
+from pgha.ctl.render import dcs_warning_lines
 from pgha.engine.values import ClusterView, FailoverKey, LeaderKey, Member, SyncKey
 
 KEYS = ("initialize", "leader", "config", "sync", "failover", "history", "status", "failsafe")

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from pgha.agent.etcd import EtcdAdmin, EtcdDcs, EtcdSettings
-from pgha.agent.etcd_codec import ConfigMemory, Entry, decode_cluster
-from pgha.agent.etcd_session import EtcdSession
+from pgha.agent.etcd.codec import ConfigMemory, Entry, decode_cluster
+from pgha.agent.etcd.dcs import EtcdAdmin, EtcdDcs, EtcdSettings
+from pgha.agent.etcd.session import EtcdSession
 from pgha.engine.config import SyncMode
 from pgha.engine.values import (
     HistoryEntry,
@@ -28,6 +28,7 @@ from pgha.engine.values import (
 from pgha.ports import DcsError
 from tests.agent.conftest import free_port
 from tests.agent.etcd_cluster import EtcdCluster
+from tests.probes import holds_for, wait_for
 
 pytestmark = pytest.mark.agent
 
@@ -71,13 +72,6 @@ def node(
         bootstrap_config=FAST if config is None else config,
         postgres_state=lambda: PG,
     )
-
-
-def wait_until(probe: Any, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not probe():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
 
 
 def test_initialize_race_has_exactly_one_winner(etcd: EtcdCluster, scope: str) -> None:
@@ -146,18 +140,21 @@ def test_leases_expire_unless_renewed(etcd: EtcdCluster, scope: str) -> None:
     holder.update_member(MemberRole.PRIMARY)
     idle.update_member(MemberRole.REPLICA)
     assert holder.acquire_lock() is LockResult.OK
-    end = time.monotonic() + 4.5  # longer than the 3 s lease
-    while time.monotonic() < end:
+
+    def renew() -> bool:
         leader = holder.read_cluster().leader
         assert leader is not None
         assert holder.renew_lock(leader.version) is LockResult.OK
         holder.update_member(MemberRole.PRIMARY)
-        time.sleep(0.8)
+        return True
+
+    # Renewed every 0.8 s for longer than the 3 s lease: the lock and holder's key stay.
+    holds_for("the holder renewing", renew, 4.5, every_s=0.8)
     view = holder.read_cluster()
     assert [m.name for m in view.members] == ["holder"]  # idle's member key expired
     assert view.leader is not None
     version = view.leader.version
-    wait_until(lambda: holder.read_cluster().leader is None, timeout_s=6)
+    wait_for("the lock to expire", lambda: holder.read_cluster().leader is None, 6)
     assert holder.read_cluster().members == ()
     assert holder.renew_lock(version) is LockResult.CAS_FAILED
     assert idle.acquire_lock() is LockResult.OK

@@ -31,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pgha.agent.etcd_session import EtcdSession, EtcdSettings
+from pgha.agent.etcd.session import EtcdSession, EtcdSettings
 from pgha.engine.values import sysid_valid
 from tests.agent.cluster import REST_AUTH, AgentCluster, http, running_cluster, wait_for
 from tests.agent.conftest import give_to_os_user

@@ -12,7 +12,7 @@ import pytest
 
 from pgha.agent.admin import FailsafeInbox
 from pgha.agent.peers import HttpPeers
-from pgha.agent.restapi import RestApi, RestSettings
+from pgha.agent.rest.api import RestApi, RestSettings
 from pgha.engine.values import PeerStatus
 from pgha.status import AgentStatus
 from tests.agent.conftest import free_port

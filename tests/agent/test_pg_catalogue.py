@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pgha.agent import pg_catalogue
-from pgha.agent.pg_catalogue import Catalogue, CatalogueError, VarType, read_catalogue
+from pgha.agent.pg import catalogue as pg_catalogue
+from pgha.agent.pg.catalogue import Catalogue, CatalogueError, VarType, read_catalogue
 from tests.agent.conftest import OS_USER, PG_BIN
 
 pytestmark = pytest.mark.agent

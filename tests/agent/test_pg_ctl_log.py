@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pgha.agent import pg_ctl
-from pgha.agent.pg_exec import OsUser
-from pgha.agent.pg_settings import PgSettings
+from pgha.agent.pg import ctl as pg_ctl
+from pgha.agent.pg.exec import OsUser
+from pgha.agent.pg.settings import PgSettings
 
 ME = OsUser(None, None, None, None)
 

@@ -18,9 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pgha.agent import pg_catalogue, pg_conf, pg_params
-from pgha.agent.pg_catalogue import Catalogue
-from pgha.agent.pg_exec import OsUser, run
+from pgha.agent.pg import catalogue as pg_catalogue
+from pgha.agent.pg import conf as pg_conf
+from pgha.agent.pg import params as pg_params
+from pgha.agent.pg.catalogue import Catalogue
+from pgha.agent.pg.exec import OsUser, run
 from tests.agent.conftest import OS_USER, PG_BIN, give_to_os_user
 
 pytestmark = pytest.mark.agent
@@ -369,7 +371,7 @@ def test_without_a_catalogue_only_the_form_is_checked(
 def test_refused_values_from_the_dcs_are_left_out_with_one_warning(
     catalogue: Catalogue, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="pgha.agent.pg_params")
+    caplog.set_level(logging.WARNING, logger="pgha.agent.pg.params")
     raw = {
         "work_mem": "-7 parsecs",
         "shared_preload_libraries": "pg_stat_statementz",
@@ -397,7 +399,7 @@ def test_refused_values_from_the_dcs_are_left_out_with_one_warning(
 
 
 def test_the_rendered_conf_leaves_out_what_postgresql_would_refuse(catalogue: Catalogue) -> None:
-    from pgha.agent.pg_settings import PgSettings
+    from pgha.agent.pg.settings import PgSettings
 
     settings = PgSettings(name="n1", data_dir="/nonexistent", bin_dir=PG_BIN)
     dynamic = {"parameters": {"work_mem": "-7 parsecs", "maintenance_work_mem": "20MB"}}

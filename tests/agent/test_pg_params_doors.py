@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from pgha.agent import pg_catalogue
-from pgha.agent.config import AgentConfigError, parse_agent_config, parse_dcs_config
-from pgha.agent.ctl_common import CtlError
-from pgha.agent.ctl_config import EditPlan, Outcome, apply_plan, check_config, store_config
+from pgha.agent.config.file import AgentConfigError, parse_agent_config, parse_dcs_config
+from pgha.agent.pg import catalogue as pg_catalogue
+from pgha.ctl.common import CtlError
+from pgha.ctl.config import EditPlan, EditResult, apply_plan, check_config, store_config
 from tests.agent.conftest import OS_USER, PG_BIN
 from tests.agent.test_config import BASE, line_of
 from tests.agent.test_restapi import AUTH, Node, Nodes
@@ -161,7 +161,7 @@ class OneConfig:
 def test_ctl_does_not_recheck_a_stored_value_but_refuses_a_new_one() -> None:
     admin = OneConfig({**STORED, "postgresql": {"parameters": {"work_mem": "-7 parsecs"}}})
 
-    def edit(patch: dict[str, Any]) -> Outcome:
+    def edit(patch: dict[str, Any]) -> EditResult:
         plan = EditPlan(patches=(patch,))
         outcome, _ = store_config(
             admin,  # type: ignore[arg-type]
@@ -170,7 +170,7 @@ def test_ctl_does_not_recheck_a_stored_value_but_refuses_a_new_one() -> None:
         )
         return outcome
 
-    assert edit({"loop_wait": 5}) is Outcome.WRITTEN
+    assert edit({"loop_wait": 5}) is EditResult.WRITTEN
     with pytest.raises(CtlError, match=r"postgresql\.parameters\.fsync: expected a boolean"):
         edit({"postgresql": {"parameters": {"fsync": "maybe"}}})
     assert len(admin.writes) == 1

@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 
 from tests.agent.cluster import REST_AUTH as AUTH
-from tests.agent.cluster import SUPERUSER, AgentCluster, http, wait_for
+from tests.agent.cluster import SUPERUSER, AgentCluster, http
 from tests.agent.conftest import give_to_os_user
 from tests.agent.etcd_cluster import EtcdCluster
 from tests.agent.test_agent_config_guard import etcdctl_put
 from tests.agent.test_agent_operations import ctl
+from tests.probes import wait_for
 
 pytestmark = pytest.mark.agent
 

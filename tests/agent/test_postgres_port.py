@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pgha.agent.pg_exec import OsUser, make_data_dir, run
-from pgha.agent.pg_state import parse_lsn
-from pgha.agent.postgres import PgPort
+from pgha.agent.pg.exec import OsUser, make_data_dir, run
+from pgha.agent.pg.port import PgPort
+from pgha.agent.pg.state import parse_lsn
 from pgha.engine.actions import DemoteMode
 from pgha.engine.values import Failure, PgRun, PostgresState, SyncStandbyNames, SyncState
 from pgha.ports import ActionFailed
@@ -25,8 +25,8 @@ from tests.agent.pg_helpers import (
     kill_postmaster,
     query,
     scalar,
-    wait_for,
 )
+from tests.probes import wait_for
 
 pytestmark = pytest.mark.agent
 
@@ -138,8 +138,8 @@ def test_basebackup_replica_streams_with_its_member_name(pgs: PgCluster) -> None
     pg1, pg2 = _with_replica(pgs)
     lsn = _write(pgs, "pg1", "one")
 
-    replica = wait_for(lambda: _caught_up(pg2, lsn), what="pg2 to replay pg1's write")
-    primary = wait_for(lambda: pg1.state() if pg1.state().standbys else None, what="a standby")
+    replica = wait_for("pg2 to replay pg1's write", lambda: _caught_up(pg2, lsn), 15.0)
+    primary = wait_for("a standby", lambda: pg1.state() if pg1.state().standbys else None, 15.0)
 
     assert (replica.in_recovery, replica.following, replica.timeline) == (True, "pg1", 1)
     assert replica.sysid == primary.sysid
@@ -159,7 +159,7 @@ def test_reinit_clones_again_from_the_source(pgs: PgCluster) -> None:
     lsn = _write(pgs, "pg1", "after the first copy")
 
     pg2.reinit("pg1")
-    replica = wait_for(lambda: _caught_up(pg2, lsn), what="pg2 to stream again")
+    replica = wait_for("pg2 to stream again", lambda: _caught_up(pg2, lsn), 15.0)
 
     assert not marker.exists()
     assert (replica.in_recovery, replica.following, replica.sysid) == (
@@ -187,7 +187,7 @@ def test_slots_follow_the_members_and_spare_other_slots(pgs: PgCluster) -> None:
 def test_promote_rewind_and_follow_the_new_primary(pgs: PgCluster) -> None:
     pg1, pg2 = _with_replica(pgs)
     lsn = _write(pgs, "pg1", "common")
-    wait_for(lambda: _caught_up(pg2, lsn), what="pg2 to catch up")
+    wait_for("pg2 to catch up", lambda: _caught_up(pg2, lsn), 15.0)
 
     pg2.promote()
     promoted = pg2.state()
@@ -200,12 +200,13 @@ def test_promote_rewind_and_follow_the_new_primary(pgs: PgCluster) -> None:
     assert pg2.sync_slots(["pg1", "pg2"])
 
     pg1.rewind("pg2")
-    rewound = wait_for(lambda: _caught_up(pg1, new_lsn), what="pg1 to stream from pg2")
+    rewound = wait_for("pg1 to stream from pg2", lambda: _caught_up(pg1, new_lsn), 15.0)
 
     assert (rewound.in_recovery, rewound.timeline, rewound.following) == (True, 2, "pg2")
     assert rewound.timeline_start_lsn == promoted.timeline_start_lsn
     assert _values(pgs, "pg1") == {"common", "kept on pg2"}
-    assert [s.name for s in wait_for(lambda: pg2.state().standbys, what="pg1 streaming")] == ["pg1"]
+    standbys = wait_for("pg1 streaming", lambda: pg2.state().standbys, 15.0)
+    assert [s.name for s in standbys] == ["pg1"]
 
 
 def test_follow_repoints_a_running_replica_to_the_new_primary(pgs: PgCluster) -> None:
@@ -219,10 +220,10 @@ def test_follow_repoints_a_running_replica_to_the_new_primary(pgs: PgCluster) ->
 
     pg3.follow("pg2")
     lsn = _write(pgs, "pg2", "on timeline 2")
-    replica = wait_for(lambda: _caught_up(pg3, lsn), what="pg3 to stream from pg2")
-    standbys = wait_for(lambda: pg2.state().standbys, what="pg3 on pg2")
+    replica = wait_for("pg3 to stream from pg2", lambda: _caught_up(pg3, lsn), 15.0)
+    standbys = wait_for("pg3 on pg2", lambda: pg2.state().standbys, 15.0)
     pg3.follow(None)
-    alone = wait_for(lambda: not pg2.state().standbys, what="pg3 to disconnect")
+    alone = wait_for("pg3 to disconnect", lambda: not pg2.state().standbys, 15.0)
 
     assert (replica.timeline, replica.following, replica.in_recovery) == (2, "pg2", True)
     assert [s.name for s in standbys] == ["pg3"]
@@ -270,7 +271,7 @@ def test_demoted_primary_repromotes_and_its_replica_follows_the_new_timeline(
     pg1.promote()
     lsn = _write(pgs, "pg1", "timeline 2")
 
-    replica = wait_for(lambda: _caught_up(pg2, lsn), what="pg2 to follow timeline 2")
+    replica = wait_for("pg2 to follow timeline 2", lambda: _caught_up(pg2, lsn), 15.0)
     assert (replica.timeline, replica.following) == (2, "pg1")
     assert pg1.state().timeline == 2
 
@@ -300,7 +301,7 @@ def test_a_replica_waiting_for_wal_it_cannot_get_is_starting(pgs: PgCluster) -> 
 
 def test_sync_standby_names_are_applied_and_visible(pgs: PgCluster) -> None:
     pg1, _ = _with_replica(pgs)
-    wait_for(lambda: pg1.state().standbys, what="pg2 streaming")
+    wait_for("pg2 streaming", lambda: pg1.state().standbys, 15.0)
 
     first = SyncStandbyNames(count=1, names=frozenset({"pg2", "pg3"}))
     pg1.set_sync_standby_names(first)
@@ -374,7 +375,7 @@ def test_pgbackrest_restore_creates_a_replica_without_a_leader(
     )
 
     pg2.create_replica(None)
-    replica = wait_for(lambda: _caught_up(pg2, lsn), 30.0, "pg2 to replay the archive")
+    replica = wait_for("pg2 to replay the archive", lambda: _caught_up(pg2, lsn), 30.0)
 
     assert (replica.in_recovery, replica.following) == (True, None)
     assert replica.sysid == pg1.state().sysid

@@ -13,14 +13,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from pgha.agent import pg_conf
-from pgha.agent.pg_settings import PgSettings
-from pgha.agent.postgres import PgPort
+from pgha.agent.pg import conf as pg_conf
+from pgha.agent.pg.port import PgPort
+from pgha.agent.pg.settings import PgSettings
 from pgha.engine.values import Failure, PgRun
 from pgha.ports import ActionFailed
-from tests.agent.pg_helpers import TEST_PARAMETERS, PgCluster, cluster, scalar, wait_for
+from tests.agent.pg_helpers import TEST_PARAMETERS, PgCluster, cluster, scalar
+from tests.probes import wait_for
 
 # ---------------------------------------------------------------- pure: the floors
 
@@ -109,7 +111,7 @@ def test_a_replica_restarted_before_the_primary_starts_with_the_control_files_va
     pg2 = pgs.add("pg2", parameters=local)
     pg2.create_replica("pg1")
     s1, s2 = pgs.settings["pg1"], pgs.settings["pg2"]
-    wait_for(lambda: _running_replica(pg2), 30.0, "the replica")
+    wait_for("the replica", lambda: _running_replica(pg2), 30.0)
     assert _max_connections(s2) == 100
 
     # The operator lowers max_connections; the replica is restarted first.
@@ -126,10 +128,10 @@ def test_a_replica_restarted_before_the_primary_starts_with_the_control_files_va
     assert refused.value.failure is Failure.START
     assert s2.log_file is not None
     assert "insufficient parameter settings" in Path(s2.log_file).read_text()
-    wait_for(lambda: pg2.state().run is PgRun.STOPPED, 30.0, "the refused start to end")
+    wait_for("the refused start to end", lambda: pg2.state().run is PgRun.STOPPED, 30.0)
 
     pg2.start(as_primary=False)
-    wait_for(lambda: _running_replica(pg2), 30.0, "the replica with the control file's value")
+    wait_for("the replica with the control file's value", lambda: _running_replica(pg2), 30.0)
     assert _max_connections(s2) == 100
     assert pg_conf.read_parameter(s2, "max_connections") == "100"
     assert pg2.apply_dynamic().pending_restart
@@ -139,11 +141,12 @@ def test_a_replica_restarted_before_the_primary_starts_with_the_control_files_va
     assert _max_connections(s1) == 50
     lsn = scalar(s1, "SELECT pg_current_wal_lsn()::text")
     wait_for(
+        "the replica to replay the parameter change",
         lambda: scalar(s2, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)),
         30.0,
-        "the replica to replay the parameter change",
+        ignoring=(psycopg.Error,),
     )
     pg2.restart()
-    wait_for(lambda: _running_replica(pg2), 30.0, "the replica with the new value")
+    wait_for("the replica with the new value", lambda: _running_replica(pg2), 30.0)
     assert _max_connections(s2) == 50
     assert not pg2.apply_dynamic().pending_restart

@@ -12,14 +12,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from pgha.agent.compose import pg_settings
-from pgha.agent.config import parse_agent_config
-from pgha.agent.pg_exec import OsUser, run
-from pgha.agent.pg_settings import CustomMethod, PgBackRestSettings
-from pgha.agent.postgres import PgPort
+from pgha.agent.config.file import parse_agent_config
+from pgha.agent.pg.exec import OsUser, run
+from pgha.agent.pg.port import PgPort
+from pgha.agent.pg.settings import CustomMethod, PgBackRestSettings
 from pgha.engine.values import Failure, PgRun, PostgresState
 from pgha.ports import ActionFailed
 from tests.agent.conftest import OS_USER, PG_BIN
@@ -32,8 +33,8 @@ from tests.agent.pg_helpers import (
     node_dir,
     query,
     scalar,
-    wait_for,
 )
+from tests.probes import wait_for
 
 pytestmark = pytest.mark.agent
 
@@ -81,7 +82,7 @@ if mode == "sleep":  # a helper of its own that must not outlive the time limit
     child = subprocess.Popen(["sleep", "60"])
     with open(RECORD + ".child", "w") as pid_file:
         pid_file.write(str(child.pid))
-    time.sleep(60)
+    time.sleep(60)  # slower than its time limit: the point of this mode
 sys.exit(0 if mode == "nothing" else 64)
 """
 
@@ -143,7 +144,7 @@ def _streaming(pgs: PgCluster, name: str) -> PostgresState:
         )
         return state if state.run is PgRun.RUNNING and replayed else None
 
-    return wait_for(caught_up, 30.0, f"{name} to stream from pg1")
+    return wait_for(f"{name} to stream from pg1", caught_up, 30.0, ignoring=(psycopg.Error,))
 
 
 def _os_uid() -> int:
@@ -253,7 +254,7 @@ def test_no_leader_method_restores_without_a_source(
     pg3 = pgs.add("pg3", create_replica_methods=("plain",), custom_methods={"plain": plain})
 
     pg2.create_replica(None)
-    restored = wait_for(lambda: pg2.state().run is PgRun.RUNNING, 30.0, "pg2 to open")
+    restored = wait_for("pg2 to open", lambda: pg2.state().run is PgRun.RUNNING, 30.0)
     with pytest.raises(ActionFailed) as needs_source:
         pg3.create_replica(None)  # no_leader is off
     pg3.create_replica("pg1")  # a source is known (though down): no_params gets no parameters

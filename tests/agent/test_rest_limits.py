@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from pgha.agent.admin import Command, CommandResult
-from pgha.agent.rest_common import HttpError, basic_auth_header
-from pgha.agent.rest_http import body_length, head_end, parse_head
-from pgha.agent.rest_server import FAST_BACKLOG, WorkerLane
+from pgha.agent.rest.common import HttpError, basic_auth_header
+from pgha.agent.rest.server import FAST_BACKLOG, WorkerLane
+from pgha.agent.rest.wire import body_length, head_end, parse_head
 from tests.agent.test_restapi import (
     AUTH,
     MakeNode,
@@ -34,6 +34,7 @@ from tests.agent.test_restapi import (
     RecordingSink,
     raw_exchange,
 )
+from tests.probes import wait_for
 
 pytestmark = pytest.mark.agent
 
@@ -58,14 +59,6 @@ def json_error(answer: bytes) -> str:
     """The `error` of a raw JSON error answer."""
     _, _, body = answer.partition(b"\r\n\r\n")
     return str(json.loads(body)["error"])
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Poll `condition` until it holds (the test fails after `timeout_s`)."""
-    limit = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < limit, "condition not reached in time"
-        time.sleep(0.01)
 
 
 # ---------------------------------------------------------------- framing: Content-Length
@@ -169,8 +162,8 @@ def test_a_client_trickling_its_request_is_cut_at_the_deadline(make_node: MakeNo
     in_head = SlowClient(url, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
     in_body = SlowClient(url, post(b"Content-Length: 500\r\n", b'{"x": "'))
     cut: dict[SlowClient, tuple[bytes, float]] = {}
-    limit = time.monotonic() + deadline_s + 3
-    while len(cut) < 2 and time.monotonic() < limit:  # a byte every 50 ms: never idle long
+
+    def trickle_until_cut() -> bool:  # a byte every 50 ms (the answered() waits): never idle long
         for client in (in_head, in_body):
             if client in cut:
                 continue
@@ -178,6 +171,9 @@ def test_a_client_trickling_its_request_is_cut_at_the_deadline(make_node: MakeNo
                 cut[client] = (client.answer(), time.monotonic() - client.started)
             else:
                 client.trickle()
+        return len(cut) == 2
+
+    wait_for("both trickling clients cut", trickle_until_cut, deadline_s + 3, every_s=0)
     for client in (in_head, in_body):
         answer, elapsed_s = cut[client]
         assert status_of_answer(answer) == 408
@@ -222,7 +218,7 @@ def test_a_full_general_lane_answers_503_at_once_and_health_checks_are_unaffecte
     for thread in holders:
         thread.start()
     try:
-        wait_until(lambda: len(sink.calls) == 2)  # both workers are busy
+        wait_for("both workers busy", lambda: len(sink.calls) == 2, 5.0, every_s=0.01)
         for method, path in [("POST", "/reload"), ("GET", "/cluster"), ("GET", "/config")]:
             status, headers, elapsed_s = timed(node, method, path, {} if method == "POST" else None)
             assert (status, headers["Retry-After"]) == (503, "1"), path
@@ -237,7 +233,9 @@ def test_a_full_general_lane_answers_503_at_once_and_health_checks_are_unaffecte
         sink.gate.set()
         for thread in holders:
             thread.join(10)
-    wait_until(lambda: node.call("GET", "/cluster").status == 200)  # the workers are back
+    wait_for(
+        "the workers back", lambda: node.call("GET", "/cluster").status == 200, 5.0, every_s=0.01
+    )
     assert len(sink.calls) == 2
 
 
@@ -319,7 +317,7 @@ def test_a_worker_lane_holds_workers_plus_backlog_jobs() -> None:
     gate.set()
     for _ in range(3):
         assert done.acquire(timeout=5)
-    wait_until(lambda: lane.submit(lambda release: done.release()))  # room again
+    wait_for("room again", lambda: lane.submit(lambda release: done.release()), 5.0, every_s=0.01)
     assert done.acquire(timeout=5)
     lane.close()
     assert not lane.submit(job)

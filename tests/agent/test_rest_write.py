@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pgha.agent.admin import Command, CommandResult
-from pgha.agent.rest_common import basic_auth_header
-from pgha.agent.restapi import WRITE_ROUTES
+from pgha.agent.rest.api import WRITE_ROUTES
+from pgha.agent.rest.common import basic_auth_header
 from pgha.engine.config import DynamicConfig, SyncMode
 from pgha.engine.values import SyncKey
 from tests.agent.test_restapi import (

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from pgha.agent.admin import Command, CommandResult, FailsafeInbox
-from pgha.agent.rest_common import basic_auth_header
-from pgha.agent.restapi import RestApi, RestSettings
+from pgha.agent.rest.api import RestApi, RestSettings
+from pgha.agent.rest.common import basic_auth_header
 from pgha.engine.config import DynamicConfig, SyncMode
 from pgha.engine.roles import Role
 from pgha.engine.values import (

@@ -13,20 +13,21 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pgha.agent.watchdog import (
+from pgha.agent.watchdog.device import (
     DeviceWatchdog,
     EmulatedWatchdog,
     NullWatchdog,
     open_watchdog,
     whole_seconds,
 )
+from tests.probes import holds_for, wait_for
 
 pytestmark = pytest.mark.agent
 
@@ -40,20 +41,20 @@ TARGET = """
 import subprocess, time
 child = subprocess.Popen(["sleep", "1000"])
 print(child.pid, flush=True)
-time.sleep(1000)
+time.sleep(1000)  # lives until the emulation kills it
 """
 
 # An agent stand-in: arms the emulation and kicks it every 0.2 s until frozen or killed.
 CLIENT = """
 import sys, time
-from pgha.agent.watchdog import EmulatedWatchdog
+from pgha.agent.watchdog.device import EmulatedWatchdog
 wd = EmulatedWatchdog(sys.argv[1])
 if not wd.arm(1.0):
     sys.exit(3)
 print("armed", flush=True)
 while True:
     wd.kick()
-    time.sleep(0.2)
+    time.sleep(0.2)  # the kick pace
 """
 
 
@@ -134,13 +135,16 @@ class Daemon:
 
 
 def start_daemon(node: Node, *extra: str) -> Daemon:
-    """Start `python -m pgha.agent.softdog ... *extra` and wait until it answers."""
+    """Start `python -m pgha.agent.watchdog.softdog ... *extra` and wait until it answers."""
     work = node.workdir
     files = ["--socket", str(work / "softdog.sock"), "--log", str(work / "softdog.jsonl")]
-    proc = subprocess.Popen([sys.executable, "-m", "pgha.agent.softdog", *files, *extra], env=ENV)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgha.agent.watchdog.softdog", *files, *extra], env=ENV
+    )
     node.daemons.append(proc)
     daemon = Daemon(proc=proc, work=work)
-    assert wait_for(lambda: EmulatedWatchdog(str(daemon.sock)).available(), 10.0)
+    available = EmulatedWatchdog(str(daemon.sock)).available
+    wait_for("the emulation to answer", available, 10.0, every_s=0.01)
     return daemon
 
 
@@ -150,16 +154,6 @@ def daemon(node: Node) -> Daemon:
     work = node.workdir
     pidfiles = ["--kill-pidfile", str(work / "agent.pid"), "--kill-pidfile"]
     return start_daemon(node, *pidfiles, str(work / "postmaster.pid"))
-
-
-def wait_for(check: Callable[[], bool], limit_s: float) -> bool:
-    """Poll `check` every 10 ms for up to `limit_s`."""
-    deadline_mono = time.monotonic() + limit_s
-    while time.monotonic() < deadline_mono:
-        if check():
-            return True
-        time.sleep(0.01)
-    return check()
 
 
 def proc_stat(pid: int) -> tuple[str, int]:
@@ -214,11 +208,11 @@ def test_kicked_node_survives_and_starved_node_is_killed_in_time(
     wd = EmulatedWatchdog(str(daemon.sock))
     assert wd.arm(1.0)
     for _ in range(8):  # 1.6 s of kicks: longer than the timeout
-        time.sleep(0.2)
+        time.sleep(0.2)  # the pace of an agent's kicks: the point of the test
         wd.kick()
         assert not any(gone(pid) for pid in victims)
     last_kick_mono = time.monotonic()
-    assert wait_for(lambda: all_gone(victims), 1.0 + SLACK_S + 0.5)
+    wait_for("the victims killed", lambda: all_gone(victims), 1.0 + SLACK_S + 0.5, every_s=0.01)
     elapsed_s = time.monotonic() - last_kick_mono
     assert 1.0 - 0.1 <= elapsed_s <= 1.0 + SLACK_S
     fired = daemon.events("fired")
@@ -241,9 +235,11 @@ def test_magic_close_disarms(node: Node, daemon: Daemon) -> None:
     assert wd.arm(1.0)
     wd.kick()
     wd.disable()
-    time.sleep(1.0 + SLACK_S + 0.1)
-    assert not gone(target.pid)
-    assert not gone(child)
+    holds_for(
+        "the target alive after the magic close",
+        lambda: not gone(target.pid) and not gone(child),
+        1.0 + SLACK_S + 0.1,
+    )
     events = [e["event"] for e in daemon.events()]
     assert "magic_close" in events
     assert "fired" not in events
@@ -255,7 +251,9 @@ def test_close_without_magic_still_fires(node: Node, daemon: Daemon) -> None:
     assert ask(conn, "TIMEOUT 1") == "OK 1"
     conn.close()
     closed_mono = time.monotonic()
-    assert wait_for(lambda: all_gone([target.pid, child]), 1.0 + SLACK_S)
+    wait_for(
+        "the target killed", lambda: all_gone([target.pid, child]), 1.0 + SLACK_S, every_s=0.01
+    )
     assert time.monotonic() - closed_mono >= 0.9
     events = [e["event"] for e in daemon.events()]
     assert events.index("unexpected_close") < events.index("fired")
@@ -265,13 +263,15 @@ def test_frozen_agent_is_killed_with_its_node(node: Node, daemon: Daemon) -> Non
     """SIGSTOP of the process holding the emulation: it still fires and kills the stopped one."""
     client = node.client(daemon.sock, daemon.agent_pid)
     postmaster, postmaster_child = node.target(daemon.postmaster_pid)
-    time.sleep(1.4)  # the client keeps it alive past its 1 s timeout
-    assert client.poll() is None
-    assert not gone(postmaster.pid)
+    holds_for(  # the client keeps it alive past its 1 s timeout
+        "the kicking client and the postmaster alive",
+        lambda: client.poll() is None and not gone(postmaster.pid),
+        1.4,
+    )
     os.kill(client.pid, signal.SIGSTOP)
     frozen_mono = time.monotonic()
     victims = [client.pid, postmaster.pid, postmaster_child]
-    assert wait_for(lambda: all_gone(victims), 1.0 + SLACK_S)
+    wait_for("the node killed", lambda: all_gone(victims), 1.0 + SLACK_S, every_s=0.01)
     assert time.monotonic() - frozen_mono <= 1.0 + SLACK_S
     assert client.wait(timeout=2) == -signal.SIGKILL
     assert postmaster.wait(timeout=2) == -signal.SIGKILL
@@ -282,7 +282,12 @@ def test_killed_agent_does_not_stop_the_emulation(node: Node, daemon: Daemon) ->
     client = node.client(daemon.sock, daemon.agent_pid)
     postmaster, postmaster_child = node.target(daemon.postmaster_pid)
     os.kill(client.pid, signal.SIGKILL)
-    assert wait_for(lambda: all_gone([postmaster.pid, postmaster_child]), 1.0 + SLACK_S)
+    wait_for(
+        "the postmaster killed",
+        lambda: all_gone([postmaster.pid, postmaster_child]),
+        1.0 + SLACK_S,
+        every_s=0.01,
+    )
     assert "unexpected_close" in [e["event"] for e in daemon.events()]
 
 
@@ -323,7 +328,7 @@ def test_keepalive_first_opens_with_the_default_timeout(node: Node) -> None:
     assert ask(conn, "KEEPALIVE") == "OK 60"
     assert ask(conn, "V") == "OK 60"
     conn.close()
-    assert wait_for(lambda: bool(daemon.events("magic_close")), 2.0)
+    wait_for("the magic close logged", lambda: daemon.events("magic_close"), 2.0, every_s=0.01)
 
 
 def test_socket_is_given_to_the_agent_user(node: Node) -> None:
@@ -345,7 +350,7 @@ def test_sigterm_stops_the_daemon_cleanly(node: Node, daemon: Daemon) -> None:
 
 
 def test_a_second_daemon_on_the_same_socket_refuses_to_start(node: Node, daemon: Daemon) -> None:
-    argv = [sys.executable, "-m", "pgha.agent.softdog", "--socket", str(daemon.sock)]
+    argv = [sys.executable, "-m", "pgha.agent.watchdog.softdog", "--socket", str(daemon.sock)]
     second = subprocess.run(
         [*argv, "--kill-all"], env=ENV, capture_output=True, timeout=10, check=False
     )
@@ -362,17 +367,25 @@ def test_kill_all_kills_everything_in_its_pid_namespace_but_itself(node: Node) -
     # sleepers and the daemon; a namespace's init ignores SIGKILL from inside, so it stays.
     script = (
         '[ "$$" = 1 ] || exit 99; sleep 1000 & sleep 1000 & '
-        f'{sys.executable} -m pgha.agent.softdog --socket "$1" --log "$2" --kill-all & wait'
+        f"{sys.executable} -m pgha.agent.watchdog.softdog "
+        '--socket "$1" --log "$2" --kill-all & wait'
     )
     sock, log = work / "softdog.sock", work / "softdog.jsonl"
     argv = ["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script, "sh"]
     unshare = subprocess.Popen([*argv, str(sock), str(log)], env=ENV)
     try:
-        if not wait_for(lambda: EmulatedWatchdog(str(sock)).available(), 10.0):
+        try:
+            wait_for("the emulation", EmulatedWatchdog(str(sock)).available, 10.0, every_s=0.01)
+        except AssertionError:
             pytest.skip(f"no private pid namespace here (unshare exited {unshare.poll()})")
         wd = EmulatedWatchdog(str(sock))
         assert wd.arm(1.0)
-        assert wait_for(lambda: "fired" in log.read_text(), 1.0 + SLACK_S + 0.5)
+        wait_for(
+            "the emulation to fire",
+            lambda: "fired" in log.read_text(),
+            1.0 + SLACK_S + 0.5,
+            every_s=0.01,
+        )
         events = [json.loads(line) for line in log.read_text().splitlines()]
         daemon_pid = next(e["pid"] for e in events if e["event"] == "started")
         killed = next(e["killed"] for e in events if e["event"] == "fired")

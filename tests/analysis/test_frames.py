@@ -15,10 +15,10 @@ from pgha.analysis import (
     events_from_frame,
     load_history,
     save_history,
-    simulate,
 )
 from pgha.history import Event, read_history
 from pgha.scenario import ScenarioError, load_scenario
+from sim.analysis import simulate
 from tests.analysis.runs import ROOT, Run
 
 

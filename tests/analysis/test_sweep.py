@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pgha.analysis import episodes, simulate, sweep
+from pgha.analysis import episodes
 from pgha.analysis._params import apply_params, scenario_document
 from pgha.scenario import parse_scenario
+from sim.analysis import simulate, sweep
 from tests.analysis.runs import SCENARIOS
 
 SMALL = """

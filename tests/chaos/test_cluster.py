@@ -5,11 +5,9 @@ with one primary and HAProxy routing a write to it, its processes and files can 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -32,9 +30,10 @@ from chaos.configs import (
     safety_margin_s,
 )
 from chaos.haproxy import parse_stats, render_haproxy_cfg, settled_view
-from pgha.agent.config import config_warnings, parse_agent_config
+from pgha.agent.config.file import config_warnings, parse_agent_config
 from pgha.engine.config import DynamicConfig
 from pgha.scenario import HAProxySpec, Scenario, parse_scenario
+from tests.probes import wait_for
 
 THREE = """
 name: three
@@ -250,16 +249,6 @@ def _count(dsn: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def _eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(psycopg.Error):
-            if check():
-                return True
-        time.sleep(0.2)
-    return False
-
-
 @pytest.mark.chaos
 def test_one_primary_and_haproxy_routes_a_write_to_it(cluster: ChaosCluster) -> None:
     primary = cluster.primary()
@@ -270,7 +259,13 @@ def test_one_primary_and_haproxy_routes_a_write_to_it(cluster: ChaosCluster) -> 
         row = conn.execute("select host(inet_server_addr()), pg_is_in_recovery()").fetchone()
     assert row == (cluster.ip(primary), False)
     for node in cluster.node_names:  # the write reached every replica too
-        assert _eventually(lambda node=node: _count(cluster.dsn(node)) == 1), node
+        wait_for(
+            f"the row on {node}",
+            lambda node=node: _count(cluster.dsn(node)) == 1,
+            10.0,
+            every_s=0.2,
+            ignoring=(psycopg.Error,),
+        )
     with psycopg.connect(cluster.haproxy_dsn(read=True), autocommit=True) as conn:
         assert conn.execute("select pg_is_in_recovery()").fetchone() == (True,)
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chaos.compare import compare, failover_times, render_table
-from chaos.history import EventLog, Observation, Poller, merge, run_start_fields, write_history
+from chaos.history import EventLog, PgReading, Poller, merge, run_start_fields, write_history
 from pgha.checks import collect_facts, run_checks
 from pgha.history import Event, read_history
 from pgha.scenario import parse_scenario
@@ -190,19 +190,19 @@ def test_a_lost_acknowledged_write_breaks_the_check(tmp_path: Path) -> None:
 class Script:
     """What `observe` answers for each node, one answer per call (the last repeats)."""
 
-    def __init__(self, answers: Mapping[str, Sequence[Observation | None]]) -> None:
+    def __init__(self, answers: Mapping[str, Sequence[PgReading | None]]) -> None:
         self.answers = {node: list(seq) for node, seq in answers.items()}
 
-    def __call__(self, node: str) -> Observation | None:
+    def __call__(self, node: str) -> PgReading | None:
         seq = self.answers[node]
         return seq.pop(0) if len(seq) > 1 else seq[0]
 
 
 def test_poller_records_role_and_writability_only_on_change() -> None:
-    primary = Observation(role="primary", timeline=1, lsn=10)
+    primary = PgReading(role="primary", timeline=1, lsn=10)
     log = EventLog()
-    script = Script({"n1": [primary, Observation(role="primary", timeline=1, lsn=99), None,
-                            primary, Observation(role="stopped")]})  # fmt: skip
+    script = Script({"n1": [primary, PgReading(role="primary", timeline=1, lsn=99), None,
+                            primary, PgReading(role="stopped")]})  # fmt: skip
     poller = Poller(log, ["n1"], script)
     for _ in range(5):
         poller.poll_once("n1")
@@ -215,14 +215,14 @@ def test_poller_records_role_and_writability_only_on_change() -> None:
         ("pg_role", "stopped"),
         ("writable", False),
     ]
-    assert poller.latest() == {"n1": Observation(role="stopped")}
+    assert poller.latest() == {"n1": PgReading(role="stopped")}
 
 
 def test_poller_never_moves_a_node_back_to_an_older_timeline() -> None:
     log = EventLog()
-    script = Script({"n3": [Observation(role="replica", timeline=2, upstream="n1"),
-                            Observation(role="replica", timeline=1, upstream=None),  # stale
-                            Observation(role="replica", timeline=3, upstream="n2")]})  # fmt: skip
+    script = Script({"n3": [PgReading(role="replica", timeline=2, upstream="n1"),
+                            PgReading(role="replica", timeline=1, upstream=None),  # stale
+                            PgReading(role="replica", timeline=3, upstream="n2")]})  # fmt: skip
     poller = Poller(log, ["n3"], script)
     for _ in range(3):
         poller.poll_once("n3")
@@ -234,8 +234,8 @@ def test_poller_never_moves_a_node_back_to_an_older_timeline() -> None:
 
 def test_poller_announce_looks_at_every_node() -> None:
     log = EventLog()
-    script = Script({"n1": [Observation(role="primary", timeline=1)],
-                     "n2": [Observation(role="replica", timeline=1, upstream="n1")]})  # fmt: skip
+    script = Script({"n1": [PgReading(role="primary", timeline=1)],
+                     "n2": [PgReading(role="replica", timeline=1, upstream="n1")]})  # fmt: skip
     Poller(log, ["n1", "n2"], script).announce()
     roles = {e.node: e.fields["role"] for e in log.events() if e.kind == "pg_role"}
     assert roles == {"n1": "primary", "n2": "replica"}

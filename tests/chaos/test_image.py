@@ -6,6 +6,7 @@ under chaos.node_init bootstraps a primary, survives a clean stop and reboot, an
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import socket
@@ -20,6 +21,7 @@ import pytest
 from chaos.image import BASE_REPO, IMAGE_REPO, LABEL, remove_images
 from chaos.node_init import FAKETIME_RC, faketime_env, faketime_rc, parse_node
 from tests.chaos.conftest import ImageBuild
+from tests.probes import holds_for, wait_for
 
 pytestmark = pytest.mark.chaos
 
@@ -155,10 +157,7 @@ def test_iptables_drops_packets_inside_a_container(
     container.reload()
     ip = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
     assert ip in [str(host) for host in subnet.hosts()]
-    deadline = time.monotonic() + 10
-    while not _connects(ip, 7777) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _connects(ip, 7777)
+    wait_for("the listener in the container", lambda: _connects(ip, 7777), 10)
     code, out = container.exec_run([iptables, "-w", "-A", "INPUT", "-p", "tcp", "--dport", "7777",
                                     "-m", "statistic", "--mode", "random", "--probability", "1",
                                     "-j", "DROP"])  # fmt: skip
@@ -182,7 +181,7 @@ rc = os.environ["FAKETIME_TIMESTAMP_FILE"]
 for spec in ("+3600 x1", "-120 x1", "+2.5m x1", "+0 x1"):
     open(rc, "w").write(spec + "\\n")
     print(spec, skew())
-mono = time.monotonic(); time.sleep(0.2)
+mono = time.monotonic(); time.sleep(0.2)  # the sleeps are the measurement
 print("mono_step", round(time.monotonic() - mono, 1))
 open(rc, "w").write("+0 x2\\n")
 wall, mono = time.time(), time.monotonic(); time.sleep(0.5)
@@ -245,19 +244,17 @@ def test_supervisor_restarts_the_agent_on_sigusr1_and_stops_on_sigterm(
     container = _create_node(docker_client, chaos_image, network, run_id, str(subnet[10]), files)
     container.start()
 
+    def ran(count: int) -> bool:
+        """The agent was started and has exited `count` times."""
+        logs = container.logs().decode()
+        return logs.count("started agent pid") == logs.count("exited with 2") == count
+
     def agent_runs(count: int) -> None:
-        """Wait until the agent was started and has exited `count` times."""
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            logs = container.logs().decode()
-            if logs.count("started agent pid") == logs.count("exited with 2") == count:
-                return
-            time.sleep(0.2)
-        raise AssertionError(_diagnostics(container))
+        diagnostics = functools.partial(_diagnostics, container)
+        wait_for(f"{count} agent runs", lambda: ran(count), 20, every_s=0.2, details=diagnostics)
 
     agent_runs(1)  # a bad configuration: the agent exits 2
-    time.sleep(1.0)
-    agent_runs(1)  # and nothing restarts it by itself
+    holds_for("one agent run", lambda: ran(1), 1.0, every_s=0.2)  # nothing restarts it by itself
     container.reload()
     assert container.status == "running"
     container.kill(signal="SIGUSR1")
@@ -300,12 +297,18 @@ def _status(url: str) -> int | None:
 
 
 def _wait_primary(container: Any, ip: str, timeout_s: float = 120.0) -> float:
+    """How long until the node's /primary answers 200 (its container must keep running)."""
     started = time.monotonic()
-    while _status(f"http://{ip}:8008/primary") != 200:
+
+    def primary() -> bool:
+        if _status(f"http://{ip}:8008/primary") == 200:
+            return True
         container.reload()
         assert container.status == "running", _diagnostics(container)
-        assert time.monotonic() - started < timeout_s, _diagnostics(container)
-        time.sleep(0.5)
+        return False
+
+    details = functools.partial(_diagnostics, container)
+    wait_for("/primary 200", primary, timeout_s, every_s=0.5, details=details)
     return time.monotonic() - started
 
 

@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,9 +21,9 @@ import pytest
 from chaos.cluster import ChaosCluster, new_run_id
 from chaos.configs import FAKETIME_RC
 from chaos.disks import LABEL_FILE
-from chaos.nemesis import Nemesis, etcd_leader, unsupported
-from chaos.nemesis_faults import operator_result
-from chaos.nemesis_writes import EtcdGateway, KeyValue
+from chaos.nemesis import Nemesis, unsupported
+from chaos.nemesis_view import etcd_leader
+from chaos.nemesis_writes import EtcdGateway, KeyValue, operator_result
 from chaos.netrules import (
     CHAIN_IN,
     CHAIN_OUT,
@@ -34,11 +34,11 @@ from chaos.netrules import (
     drop_rules,
     listed_rules,
     loss_rules,
-    partition_pairs,
     restore_input,
-    split,
 )
+from pgha.faults import Applied, partition_pairs, split
 from pgha.scenario import FaultSpec, Target, parse_scenario
+from tests.probes import wait_for
 
 BASE = """
 name: nemesis-test
@@ -206,15 +206,6 @@ def nemesis(cluster: ChaosCluster) -> Iterator[Nemesis]:
     cluster.wait_healthy(timeout_s=120)
 
 
-def _eventually(check: Callable[[], bool], timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def _replica(cluster: ChaosCluster) -> str:
     primary = cluster.primary()
     return next(n for n in cluster.node_names if n != primary)
@@ -241,7 +232,7 @@ def test_isolating_the_primary_cuts_it_off_and_heal_removes_every_rule(
     assert primary is not None
     peer = _replica(cluster)
     applied = nemesis.apply(fault("{at: 0s, partition: {isolate: primary}}"))
-    assert applied is not None
+    assert isinstance(applied, Applied), applied
     assert applied.hosts == (primary,)
     probes = [(peer, primary, 5432), (primary, peer, 8008), (primary, "etcd1", 2379),
               ("haproxy", primary, 8008), (peer, "etcd1", 2379)]  # fmt: skip
@@ -267,8 +258,8 @@ def test_a_one_way_partition_and_loss_touch_only_their_hosts(
     assert rules["n2"] == [f"-A {CHAIN_IN} -s {cluster.ip('n1')}/32 -j DROP"]
     assert len(rules["n3"]) == 2
     assert all("statistic" in rule for rule in rules["n3"])
-    assert one_way is not None
-    assert loss is not None
+    assert isinstance(one_way, Applied), one_way
+    assert isinstance(loss, Applied), loss
     nemesis.end(one_way)
     assert listed_rules(cluster.exec("n1", list(LIST_ARGV))[1]) == []
     assert len(listed_rules(cluster.exec("n3", list(LIST_ARGV))[1])) == 2  # loss still active
@@ -283,13 +274,13 @@ def test_pausing_the_agent_or_postgres_stops_exactly_those_processes(
     assert agent is not None
     assert postmaster is not None
     paused = nemesis.apply(fault(f"{{at: 0s, pause: {{node: {node}, what: agent}}}}"))
-    assert paused is not None
+    assert isinstance(paused, Applied), paused
     assert _proc_state(cluster, node, agent).startswith("T")
     assert not _proc_state(cluster, node, postmaster).startswith("T")
     nemesis.end(paused)
     assert not _proc_state(cluster, node, agent).startswith("T")
     frozen = nemesis.apply(fault(f"{{at: 0s, pause: {{node: {node}, what: postgres}}}}"))
-    assert frozen is not None
+    assert isinstance(frozen, Applied), frozen
     children = cluster.exec(node, ["pgrep", "-P", str(postmaster)])[1].split()
     assert children
     states = [_proc_state(cluster, node, int(pid)) for pid in [postmaster, *children]]
@@ -306,13 +297,13 @@ def test_killing_the_agent_only_and_starting_it_again(
     node = _replica(cluster)
     agent, postmaster = cluster.pid(node, "agent"), cluster.pid(node, "postgres")
     killed = nemesis.apply(fault(f"{{at: 0s, kill_agent: {node}}}"))
-    assert killed is not None
-    assert _eventually(lambda: cluster.pid(node, "agent") is None, 5)
+    assert isinstance(killed, Applied), killed
+    wait_for("the agent gone", lambda: cluster.pid(node, "agent") is None, 5, every_s=0.2)
     assert cluster.pid(node, "postgres") == postmaster  # PostgreSQL runs on
     assert cluster.rest_status(node, "/health") is None
     nemesis.end(killed)
-    assert _eventually(lambda: cluster.pid(node, "agent") not in (None, agent), 5)
-    assert _eventually(lambda: cluster.rest_status(node, "/replica") == 200)
+    wait_for("a new agent", lambda: cluster.pid(node, "agent") not in (None, agent), 5, every_s=0.2)
+    wait_for("/replica 200", lambda: cluster.rest_status(node, "/replica") == 200, 30, every_s=0.2)
 
 
 @pytest.mark.chaos
@@ -321,27 +312,33 @@ def test_crashing_postgres_only_leaves_the_agent_to_restart_it(
 ) -> None:
     node = _replica(cluster)
     agent, postmaster = cluster.pid(node, "agent"), cluster.pid(node, "postgres")
-    assert nemesis.apply(fault(f"{{at: 0s, kill_postgres: {node}}}")) is not None
+    crashed = nemesis.apply(fault(f"{{at: 0s, kill_postgres: {node}}}"))
+    assert isinstance(crashed, Applied), crashed
     code, _ = cluster.exec(node, ["kill", "-0", str(postmaster)])
     assert code != 0  # the postmaster is gone
     assert cluster.pid(node, "agent") == agent
-    assert _eventually(lambda: cluster.pid(node, "postgres") not in (None, postmaster))
-    assert _eventually(lambda: cluster.rest_status(node, "/replica") == 200)
+    wait_for(
+        "a new postmaster",
+        lambda: cluster.pid(node, "postgres") not in (None, postmaster),
+        30,
+        every_s=0.2,
+    )
+    wait_for("/replica 200", lambda: cluster.rest_status(node, "/replica") == 200, 30, every_s=0.2)
 
 
 @pytest.mark.chaos
 def test_docker_kill_and_start_and_pause_of_a_node(cluster: ChaosCluster, nemesis: Nemesis) -> None:
     node = _replica(cluster)
     killed = nemesis.apply(fault(f"{{at: 0s, kill: {node}, for: 5s}}"))
-    assert killed is not None
+    assert isinstance(killed, Applied), killed
     assert cluster.state(node) == "exited"
     nemesis.watch_once()  # a machine a fault killed is not the watchdog's: no reboot
     assert cluster.state(node) == "exited"
     nemesis.end(killed)
     assert cluster.state(node) == "running"
-    assert _eventually(lambda: cluster.rest_status(node, "/replica") == 200, 60)
+    wait_for("/replica 200", lambda: cluster.rest_status(node, "/replica") == 200, 60, every_s=0.2)
     paused = nemesis.apply(fault(f"{{at: 0s, pause: {node}}}"))
-    assert paused is not None
+    assert isinstance(paused, Applied), paused
     assert cluster.state(node) == "paused"
     nemesis.end(paused)
     assert cluster.state(node) == "running"
@@ -352,9 +349,12 @@ def test_a_node_reset_by_its_watchdog_boots_again(cluster: ChaosCluster, nemesis
     node = _replica(cluster)
     cluster.container(node).kill()  # what the supervisor's exit 137 looks like from outside
     nemesis.watch_once()
-    time.sleep(1.2)  # reboot_after_s
-    nemesis.watch_once()
-    assert cluster.state(node) == "running"
+
+    def booted() -> bool:  # what the nemesis's watcher thread does every WATCH_INTERVAL_S
+        nemesis.watch_once()
+        return cluster.state(node) == "running"
+
+    wait_for("the reset node booted", booted, 1.2, every_s=0.2)  # reboot_after_s 1 s
     events = [(r["node"], r["event"]) for r in nemesis.records if r["kind"] == "machine"]
     assert events == [(node, "reset"), (node, "boot")]
 
@@ -377,7 +377,7 @@ def test_a_clock_offset_is_seen_by_processes_under_libfaketime(
     assert "libfaketime" in environ  # the agent (and PostgreSQL, its child) run under it
     assert abs(skew("n2")) < 1
     offset = nemesis.apply(fault("{at: 0s, clock: {node: n2, offset: 1h}, for: 10s}"))
-    assert offset is not None
+    assert isinstance(offset, Applied), offset
     assert skew("n2") == pytest.approx(3600, abs=1)
     assert abs(skew("n1")) < 1
     nemesis.apply(fault("{at: 0s, clock: {node: n2, jump: -40s}}"))
@@ -394,7 +394,7 @@ def test_a_full_data_disk_refuses_writes_until_freed(
     node = _replica(cluster)
     write = ["dd", "if=/dev/zero", "of=/var/lib/pgha/probe", "bs=1M", "count=4", "conv=fsync"]
     full = nemesis.apply(fault(f"{{at: 0s, disk_full: {node}}}"))
-    assert full is not None
+    assert isinstance(full, Applied), full
     code, output = cluster.exec(node, write, user="postgres")
     assert code != 0
     assert "No space left" in output
@@ -410,10 +410,15 @@ def test_killing_the_etcd_leader_and_starting_it_again(
     leader = etcd_leader(cluster)
     assert leader in cluster.etcd_names
     killed = nemesis.apply(fault("{at: 0s, etcd: {member: etcd_leader, action: kill}}"))
-    assert killed is not None
+    assert isinstance(killed, Applied), killed
     assert killed.hosts == (leader,)
     assert cluster.state(leader) == "exited"
-    assert _eventually(lambda: etcd_leader(cluster) not in (None, leader), 15)
+    wait_for(
+        "a new etcd leader",
+        lambda: etcd_leader(cluster) not in (None, leader),
+        15,
+        every_s=0.2,
+    )
     nemesis.end(killed)
     assert cluster.state(leader) == "running"
 
@@ -426,7 +431,7 @@ def test_the_schedule_applies_and_undoes_faults_at_their_times(
     spec = fault(f"{{at: 0.5s, pause: {{node: {node}, what: agent}}, for: 1s}}")
     t0 = time.monotonic()
     nemesis.start([spec], t0)
-    assert _eventually(lambda: len(_phases(nemesis)) == 2, 10)
+    wait_for("the fault applied and undone", lambda: len(_phases(nemesis)) == 2, 10, every_s=0.2)
     nemesis.stop()
     start, end = (r for r in nemesis.records if r["kind"] == "fault")
     assert (start["phase"], end["phase"], start["id"]) == ("start", "end", end["id"])
@@ -457,7 +462,7 @@ def test_a_switchover_through_the_rest_api(cluster: ChaosCluster, nemesis: Nemes
         primary,
     )
     assert answer["t"] >= record["t"]
-    assert _eventually(lambda: cluster.primary() == candidate)
+    wait_for("the candidate primary", lambda: cluster.primary() == candidate, 30, every_s=0.2)
 
 
 @pytest.mark.chaos
@@ -476,11 +481,20 @@ def test_an_operator_config_change_and_etcd_garbage_through_the_real_doors(
     etcd = EtcdGateway([f"http://{cluster.ip(m)}:2379" for m in cluster.etcd_names])
     ghost = "/service/pgha-chaos/members/ghost"
     nemesis.start(specs, time.monotonic())
-    assert _eventually(lambda: etcd.get(ghost) == KeyValue(b"{", 0), 10)  # no lease
-    done = _eventually(lambda: len([r for r in nemesis.records if r["kind"] == "operator"]) == 3)
-    assert _eventually(lambda: len(_phases(nemesis)) == 6, 20)
+    wait_for(
+        "the ghost member key, no lease",
+        lambda: etcd.get(ghost) == KeyValue(b"{", 0),
+        10,
+        every_s=0.2,
+    )
+    wait_for(
+        "three operator answers",
+        lambda: len([r for r in nemesis.records if r["kind"] == "operator"]) == 3,
+        30,
+        every_s=0.2,
+    )
+    wait_for("six fault phases", lambda: len(_phases(nemesis)) == 6, 20, every_s=0.2)
     nemesis.stop()
-    assert done
     answers = sorted(
         (r for r in nemesis.records if r["kind"] == "operator"),
         key=lambda r: (r["fault_id"], r["restore"]),  # the two changes are sent in parallel

@@ -33,6 +33,7 @@ from chaos.workload import (
 )
 from tests.agent.conftest import OS_USER, PG_BIN, free_port, give_to_os_user
 from tests.agent.etcd_cluster import EtcdCluster
+from tests.probes import process_gone, wait_for
 
 pytestmark = pytest.mark.agent
 
@@ -67,7 +68,12 @@ class Server:
     def sync_standbys(self, names: str) -> None:
         self.sql(f"ALTER SYSTEM SET synchronous_standby_names = '{names}'")
         self.sql("SELECT pg_reload_conf()")
-        time.sleep(0.2)
+        wait_for(  # a new backend sees the postmaster's reloaded value
+            f"synchronous_standby_names = '{names}'",
+            lambda: self.sql("SHOW synchronous_standby_names") == [(names,)],
+            5.0,
+            every_s=0.02,
+        )
 
 
 def _as_postgres(argv: list[str]) -> None:
@@ -205,10 +211,11 @@ def test_connection_lost_after_commit_sent_is_info(server: Server) -> None:
 def test_a_connection_closed_while_idle_is_replaced_before_writing(server: Server) -> None:
     session = _session(server)
     assert session.write(1).kind == "ok"
+    backend = server.backend_pid("c1")
     server.sql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'c1'"
     )
-    time.sleep(0.2)
+    wait_for("the terminated backend to exit", lambda: process_gone(backend), 5.0, every_s=0.02)
     assert session.write(2).kind == "ok"  # not a fail: nothing was sent on the dead connection
     session.close()
     assert _ids(server) == [1, 2]
@@ -228,7 +235,8 @@ def test_paused_server_before_commit_is_fail_timeout(server: Server) -> None:
     session.close()
     assert (outcome.kind, outcome.error) == ("fail", "timeout")
     assert took_s < 2.5
-    time.sleep(0.3)  # the resumed backend sees its client gone and aborts
+    # the resumed backend sees its client gone and aborts
+    wait_for("the resumed backend to exit", lambda: process_gone(backend), 5.0, every_s=0.02)
     assert _ids(server) == [1]
 
 

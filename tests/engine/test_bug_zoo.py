@@ -1,4 +1,4 @@
-"""One test per bug-zoo entry of reference section 5 that the engine alone can show."""
+"""One test per bug-zoo entry (docs/patroni-rules.md §5) that the engine alone can show."""
 
 from __future__ import annotations
 

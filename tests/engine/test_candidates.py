@@ -1,4 +1,5 @@
-"""Manual failover without a leader, and the leader's `failover_possible` (reference 2.4, 2.5)."""
+"""Manual failover without a leader, and the leader's `failover_possible`
+(docs/patroni-rules.md §2.4, §2.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Timing rules and dynamic configuration parsing (reference section 3)."""
+"""Timing rules and dynamic configuration parsing (docs/patroni-rules.md §3)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from pgha.engine.config import (
+    DURATION_KEYS,
+    ENGINE_KEYS,
     ETCD_MAX_LEASE_TTL_S,
     MAX_LOOP_WAIT_S,
     MAX_RETRY_TIMEOUT_S,
@@ -18,6 +20,7 @@ from pgha.engine.config import (
     SyncMode,
     WatchdogMode,
     adjust_timeouts,
+    merge_patch,
     parse_dynamic_config,
     shown,
 )
@@ -251,3 +254,41 @@ def test_the_timing_rule_holds_at_the_extremes(ttl: float, loop_wait: float, ret
 def test_values_in_messages_are_short_and_never_raise(got: object, text: str) -> None:
     assert shown(got) == text
     assert str(ConfigError("k", "something", got)) == f"k: expected something, got {text}"
+
+
+# One value of each key's type, to show that the exported key list is exactly what the parser reads.
+_ONE_VALUE = {"synchronous_mode": "on", "synchronous_node_count": 1}
+
+
+@pytest.mark.parametrize("key", ENGINE_KEYS)
+def test_every_exported_key_is_read_by_the_parser(key: str) -> None:
+    value = _ONE_VALUE.get(key, True if key not in DURATION_KEYS and "lag" not in key else 5)
+    parse_dynamic_config({key: value})
+
+
+def test_the_parser_reads_no_key_the_export_leaves_out() -> None:
+    from pgha.engine import config
+
+    read = set(config._DURATIONS) | set(config._INTS) | set(config._BOOLS)
+    assert read | {"synchronous_mode"} == set(ENGINE_KEYS)
+    assert len(ENGINE_KEYS) == len(set(ENGINE_KEYS))
+
+
+@pytest.mark.parametrize(
+    ("target", "patch", "merged"),
+    [
+        ({"ttl": 30}, {"loop_wait": 5}, {"ttl": 30, "loop_wait": 5}),  # objects merge
+        ({"ttl": 30, "pause": True}, {"pause": None}, {"ttl": 30}),  # null deletes
+        ({"ttl": 30}, {"absent": None}, {"ttl": 30}),  # deleting what is not there
+        ({"postgresql": {"parameters": {"a": 1, "b": 2}}},
+         {"postgresql": {"parameters": {"b": None, "c": 3}}},
+         {"postgresql": {"parameters": {"a": 1, "c": 3}}}),  # recursively
+        ({"tags": ["a"]}, {"tags": ["b"]}, {"tags": ["b"]}),  # lists replace
+        ({"ttl": 30}, ["not", "an", "object"], ["not", "an", "object"]),  # a non-object replaces
+        ("a string", {"ttl": 30}, {"ttl": 30}),  # a non-object target starts empty
+    ],
+)  # fmt: skip
+def test_merge_patch_is_rfc_7386(target: object, patch: object, merged: object) -> None:
+    before = repr(target)
+    assert merge_patch(target, patch) == merged
+    assert repr(target) == before  # the target is never changed in place

@@ -1,4 +1,5 @@
-"""Rejoin of an old primary or diverged replica: follow, rewind or reinit (reference 2.11)."""
+"""Rejoin of an old primary or diverged replica: follow, rewind or reinit
+(docs/patroni-rules.md §2.11)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Each table row names the behaviour it pins. The Hypothesis tests drive plan_sync through flapping
 standby sets, apply every action to a simulated primary and DCS, and check after every single step
-that no acknowledged commit can be lost by a permitted promotion (bug zoo 10, 15).
+that no acknowledged commit can be lost by a permitted promotion (bug zoo 10, 15 in
+docs/patroni-rules.md §5).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # Watchdog off and clients writing to each node: a frozen primary agent gives split brain, so a
-# small sweep over these kinds finds failures (the DESIGN.md split-brain Patroni showed).
+# small sweep over these kinds finds failures (the split-brain Patroni showed, docs/design.md).
 NO_WATCHDOG = """
 name: no-watchdog
 seed: 1

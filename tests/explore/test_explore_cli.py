@@ -88,7 +88,7 @@ def test_bad_input_exits_2_with_a_message(
     options: dict[str, object],
     message: str,
 ) -> None:
-    monkeypatch.setattr("sim.explore.DASK_CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr("sim.explore.pools.DASK_CONNECT_TIMEOUT", "1s")
     if "dask" in options:
         pytest.importorskip("distributed")
     code, out, err = explore(write(tmp_path, text), out=tmp_path / "o", **options)

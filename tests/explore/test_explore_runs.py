@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-import sim.explore
+import sim.explore.engines
+import sim.explore.pools
 from pgha.cli import main
 from pgha.scenario import (
     ClockFault,
@@ -26,10 +27,10 @@ from sim.explore import (
     CRASHED,
     Budget,
     ExploreError,
-    Outcome,
     Pool,
     SweepResult,
     Trial,
+    Verdict,
     check_variant,
     evaluator,
     run_schedule,
@@ -38,7 +39,7 @@ from sim.explore import (
     sweep,
     write_reproducer,
 )
-from sim.explore_hypothesis import cluster_machine, search
+from sim.explore.hypothesis_search import cluster_machine, search
 from tests.explore.explore_texts import CERTAIN, NO_WATCHDOG, ROOT
 
 NOWD = parse_scenario(NO_WATCHDOG)
@@ -113,7 +114,7 @@ def test_a_sweep_on_a_dask_cluster_equals_the_local_one() -> None:
 
 def test_an_unreachable_dask_scheduler_is_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("distributed")
-    monkeypatch.setattr(sim.explore, "DASK_CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(sim.explore.pools, "DASK_CONNECT_TIMEOUT", "1s")
     with pytest.raises(ExploreError, match="cannot reach a Dask scheduler"):
         sweep(NOWD, Budget(schedules=1), dask_address="tcp://127.0.0.1:1")
 
@@ -121,7 +122,7 @@ def test_an_unreachable_dask_scheduler_is_bad_input(monkeypatch: pytest.MonkeyPa
 def test_the_fastest_failures_come_first() -> None:
     def trial(seed: int, first: float | None, ok: bool = False) -> Trial:
         return Trial(
-            seed, (), Outcome(ok=ok, violated=() if ok else ("x",), first_violation_s=first)
+            seed, (), Verdict(ok=ok, violated=() if ok else ("x",), first_violation_s=first)
         )
 
     result = SweepResult((trial(1, 50.0), trial(2, None, ok=True), trial(3, 20.0), trial(4, 50.0)))
@@ -183,7 +184,7 @@ def test_a_crash_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the simulator broke")
 
-    monkeypatch.setattr(sim.explore, "run", crash)
+    monkeypatch.setattr(sim.explore.engines, "run", crash)
     outcome = run_schedule(SURE, NOISE, 3)
     assert (outcome.ok, outcome.violated) == (False, (CRASHED,))
     assert outcome.error == "RuntimeError: the simulator broke"

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 
 from pgha.scenario import (
+    ONE_OFF_KINDS,
     STAYS_WITHOUT_FOR,
     ClockFault,
     FaultKind,
@@ -22,14 +23,13 @@ from pgha.scenario import (
     parse_scenario,
 )
 from sim.explore import (
-    ONE_OFF,
     Budget,
     ExploreError,
     Space,
     random_schedule,
     schedule_for_seed,
 )
-from sim.explore_hypothesis import schedules
+from sim.explore.hypothesis_search import schedules
 from tests.explore.explore_texts import ALL_KINDS, ISSUE_EXPLORE
 
 SEEDS = range(300)
@@ -52,7 +52,7 @@ def check_schedule(scenario: Scenario, faults: tuple[FaultSpec, ...]) -> None:
         if fault.for_s is not None:
             assert fault.for_s > 0
             assert fault.at_s + fault.for_s <= scenario.duration_s
-        undoable = fault.kind not in ONE_OFF
+        undoable = fault.kind not in ONE_OFF_KINDS
         if isinstance(fault.params, ClockFault) and fault.params.jump_s is not None:
             undoable = False
         if fault.kind in STAYS_WITHOUT_FOR:  # written data: with or without `for`

@@ -1,4 +1,4 @@
-"""The explorer's `config` and `etcd_put` faults (sim/explore_draws_ops.py): every listed patch,
+"""The explorer's `config` and `etcd_put` faults (sim/explore/draws_ops.py): every listed patch,
 key and value is drawn, schedules stay valid and read back, nothing drawn is a valid-looking
 foreign system identifier, one change in four stays without `for`, and a sweep runs them.
 
@@ -20,7 +20,7 @@ from pgha.scenario import (
     parse_scenario,
 )
 from sim.explore import Budget, run_schedule, schedule_for_seed, sweep
-from sim.explore_draws_ops import CONFIG_PATCHES, GARBAGE, WRONG_SHAPE
+from sim.explore.draws_ops import CONFIG_PATCHES, GARBAGE, WRONG_SHAPE
 from tests.explore.test_explore_schedules import check_schedule
 
 WRITES = """

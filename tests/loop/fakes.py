@@ -143,6 +143,9 @@ class RecordingPostgres:
     def start(self, as_primary: bool) -> None:
         self._call("start", as_primary)
 
+    def stop(self, immediate: bool) -> None:
+        self._call("stop", immediate)
+
     def demote(self, mode: DemoteMode) -> None:
         self._call("demote", mode)
 

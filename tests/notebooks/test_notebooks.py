@@ -88,6 +88,7 @@ def test_a_cell_that_raises_is_an_error_and_stops_the_run(tmp_path: Path) -> Non
 
 
 def test_a_cell_that_outlives_its_timeout_is_an_error(tmp_path: Path) -> None:
+    # a cell that sleeps past its 2 s limit: the sleep is the point
     path = write(tmp_path / "slow.ipynb", "import time\ntime.sleep(30)")
     run = run_notebook(path, timeout_s=2)
     assert "a cell ran longer than 2 s" in run.errors

@@ -360,7 +360,8 @@ def test_etcd_members_placed_on_nodes_are_resolved_to_their_hosts() -> None:
 
 
 def test_killing_a_primary_that_also_hosts_the_etcd_leader_refreshes_its_lease() -> None:
-    # DESIGN.md: a new etcd leader is elected and leases are refreshed, which lengthens the wait.
+    # A new etcd leader is elected and leases are refreshed, which lengthens the wait
+    # (docs/design.md, "What real etcd and Patroni did here").
     sim = scenario_sim("[{at: 20s, kill: primary, for: 30s}]", on_nodes=True)
     before = probe(sim.world.env, [19.9], lambda: (primary_of(sim), sim.etcd.leader))
     events = finish(sim)
@@ -531,7 +532,8 @@ def test_the_end_of_the_run_undoes_every_fault_still_in_force(fault: str) -> Non
 
 
 def test_total_loss_at_the_etcd_leader_does_not_hang_the_agents() -> None:
-    # No DCS call may hang forever (bug zoo 5): every agent keeps taking steps during the fault.
+    # No DCS call may hang forever (docs/patroni-rules.md, bug zoo 5): every agent keeps taking
+    # steps during the fault.
     sim = scenario_sim("[{at: 20s, loss: {targets: etcd_leader, rate: 100%}, for: 20s}]")
     events = finish(sim)
     for name in sim.nodes:

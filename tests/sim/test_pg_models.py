@@ -549,3 +549,20 @@ def test_direct_clients_write_to_their_own_nodes() -> None:
     assert {e["error"] for e in c.recorder.of("fail")} == {"read_only"}
     assert work.counts["ok"] + work.counts["fail"] == work.counts["invoke"] == len(invokes)
     assert c.pg["n1"].state().run is PgRun.RUNNING
+
+
+@pytest.mark.parametrize("immediate", [False, True])
+def test_stop_leaves_the_server_stopped_and_a_fast_stop_is_clean(immediate: bool) -> None:
+    c = Cluster()
+    c.build()
+    c.at(10.0)
+    c.write("n1", 1)
+    c.do(c.pg["n1"].stop(immediate))
+    took = T.stop_immediate_s if immediate else T.stop_fast_s
+    assert c.env.now == pytest.approx(10.0 + took)
+    assert not c.pg["n1"].running
+    if not immediate:
+        assert c.pg["n2"].lsn() == c.pg["n1"].lsn()  # the shutdown checkpoint reached it
+    c.do(c.pg["n1"].start(True))  # an immediate stop pays crash recovery at the next start
+    recovery = T.crash_recovery_s if immediate else 0.0
+    assert c.env.now == pytest.approx(10.0 + took + recovery + T.start_s)

@@ -1,4 +1,4 @@
-"""The bug zoo as engine variants (sim/variants.py).
+"""The bug zoo (docs/patroni-rules.md §5) as engine variants (sim/variants.py).
 
 Three things are shown. (1) Each variant decides differently from the real engine on one
 hand-built observation, in the rule the bug is about (table below: the real reason, the variant's

@@ -1,0 +1,115 @@
+# One trial: run a scenario with a given fault schedule and simulation seed, and judge it. The
+# history goes straight into the checkers through the history's own encoder and parser (never to
+# disk), so a verdict here is the verdict of `pgha sim run` on the reproducer, byte for byte.
+#
+# A run that crashes (the engine or the simulator raises) is a finding like a broken check: it is
+# kept, shrunk and written out with the exception, so that `pgha sim run` shows the traceback.
+"""One run of a fault schedule and its verdict (`Verdict`); one seed's trial (`Trial`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pgha.checks import CheckReport, FactsCollector, run_checks
+from pgha.history import encode_event, parse_event
+from pgha.scenario import FaultSpec, Scenario
+from sim.explore.draws import schedule_for_seed
+from sim.explore.engines import simulate
+
+CRASHED = "crashed"  # the name a crash takes among the violated checks
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The verdict of one run: which checks broke and when the first violation began.
+
+    A run that crashed (the engine or the simulator raised) is a finding too: `violated` is
+    (`CRASHED`,), `first_violation_s` the time of the last event before the crash and `error`
+    the exception. `wall_s` is left out of comparisons: equal outcomes are equal wherever they ran.
+    """
+
+    ok: bool
+    violated: tuple[str, ...] = ()
+    first_violation_s: float | None = None
+    wall_s: float = field(default=0.0, compare=False)
+    error: str | None = None
+
+    def breaks_any(self, checks: Iterable[str]) -> bool:
+        """Whether this run broke one of `checks`."""
+        return not self.ok and bool(set(self.violated) & set(checks))
+
+
+class CheckingRecorder:
+    """A recorder that feeds the checkers as the run goes, through the history's own encoder
+    and parser (so they see exactly what a history file would give them), keeping nothing."""
+
+    def __init__(self) -> None:
+        self.collector = FactsCollector()
+        self.count = 0
+        self.last_t = 0.0
+
+    def record(self, t: float, kind: str, node: str | None = None, **fields: Any) -> None:
+        event = parse_event(encode_event(t, kind, node, fields))
+        self.collector.feed(event)
+        self.count += 1
+        self.last_t = event.t
+
+
+def outcome_of(report: CheckReport, wall_s: float) -> Verdict:
+    """The Verdict of a check report."""
+    failed = [result for result in report.results if not result.ok]
+    starts = [v.t_start for result in failed for v in result.violations]
+    return Verdict(
+        ok=report.ok,
+        violated=tuple(result.name for result in failed),
+        first_violation_s=min(starts) if starts else None,
+        wall_s=wall_s,
+    )
+
+
+def with_schedule(scenario: Scenario, faults: Iterable[FaultSpec], seed: int) -> Scenario:
+    """`scenario` with these faults (sorted by time, as the loader sorts them) and seed."""
+    ordered = tuple(sorted(faults, key=lambda spec: spec.at_s))
+    return replace(scenario, faults=ordered, seed=seed)
+
+
+def run_schedule(
+    scenario: Scenario, faults: Iterable[FaultSpec], seed: int, *, variant: str | None = None
+) -> Verdict:
+    """Run `scenario` with `faults` instead of its own and the simulation seed `seed`; check it.
+
+    The history goes to the checkers only. The checks are the scenario's.
+    """
+    started = time.perf_counter()
+    recorder = CheckingRecorder()
+    schedule = with_schedule(scenario, faults, seed)
+    try:
+        simulate(schedule, seed=seed, recorder=recorder, variant=variant)
+    except Exception as error:  # a crash is a finding: shrink it and write it out like others
+        return crashed(error, recorder.last_t, time.perf_counter() - started)
+    report = run_checks(recorder.collector.finish(), scenario.checks)
+    return outcome_of(report, time.perf_counter() - started)
+
+
+def crashed(error: Exception, at_s: float | None, wall_s: float) -> Verdict:
+    """The Verdict of a run that raised `error` (last event at `at_s`)."""
+    text = f"{type(error).__name__}: {error}"
+    return Verdict(ok=False, violated=(CRASHED,), first_violation_s=at_s, wall_s=wall_s, error=text)
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """One schedule run: the seed, the schedule it drew, and the verdict."""
+
+    seed: int
+    faults: tuple[FaultSpec, ...]
+    outcome: Verdict
+
+
+def run_seed(scenario: Scenario, seed: int, variant: str | None = None) -> Trial:
+    """Draw seed `seed`'s schedule and run it (what each worker does)."""
+    faults = schedule_for_seed(scenario, seed)
+    return Trial(seed, faults, run_schedule(scenario, faults, seed, variant=variant))
