@@ -12,7 +12,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from chaos.run import ChaosResult
+    from pgha.scenario import Scenario
 
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130
@@ -128,7 +132,7 @@ def chaos_down(*, images: bool = False) -> int:
     client = _docker(sys.stderr)
     if client is None:
         return EXIT_BAD_INPUT
-    from chaos.cluster import down_all
+    from chaos.docker_objects import down_all
 
     counts = down_all(client, images=images)
     print(", ".join(f"{count} {what}" for what, count in counts.items()) + " removed")
@@ -147,32 +151,18 @@ def chaos_run(
     stderr: TextIO | None = None,
 ) -> int:
     """`pgha chaos run`: run `file` against containers, write history and reports, print."""
-    from pgha.scenario import ScenarioError, load_scenario
-
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
-    try:
-        scenario = load_scenario(file)
-    except ScenarioError as error:
-        print(f"pgha chaos: {error}", file=stderr)
+    scenario = _runnable(file, agent, stderr)
+    if scenario is None:
         return EXIT_BAD_INPUT
-    from chaos.run import RunFailed, preflight, run_scenario
-
-    problems = preflight(scenario, agent=agent)
-    if problems:
-        for problem in problems:
-            print(f"pgha chaos: {file}: {problem}", file=stderr)
-        return EXIT_BAD_INPUT
-    out = out if out is not None else Path("reports") / "chaos" / file.stem
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        print(
-            f"pgha chaos: {out}: cannot create the output directory: {error.strerror}", file=stderr
-        )
+    out = _output_dir(out if out is not None else Path("reports") / "chaos" / file.stem, stderr)
+    if out is None:
         return EXIT_BAD_INPUT
     client = _docker(stderr)
     if client is None:
         return EXIT_BAD_INPUT
+    from chaos.run import RunFailed, run_scenario
+
     try:
         result = run_scenario(
             scenario,
@@ -187,9 +177,43 @@ def chaos_run(
     except RunFailed as error:
         print(f"pgha chaos: {error} (logs: {out / 'logs'})", file=stderr)
         return EXIT_BAD_INPUT
+    return _report(result, stdout, stderr)
+
+
+def _report(result: ChaosResult, stdout: TextIO, stderr: TextIO) -> int:
+    """Print the run's lines (on stderr when it could not start: exit 2); its exit code."""
     stream = stdout if result.exit_code != EXIT_BAD_INPUT else stderr
     print("\n".join(result.lines), file=stream)
     return result.exit_code
+
+
+def _runnable(file: Path, agent: str, stderr: TextIO) -> Scenario | None:
+    """The scenario of `file` when it can run here with `agent`; else None, said on stderr."""
+    from pgha.scenario import ScenarioError, load_scenario
+
+    try:
+        scenario = load_scenario(file)
+    except ScenarioError as error:
+        print(f"pgha chaos: {error}", file=stderr)
+        return None
+    from chaos.run import preflight
+
+    problems = preflight(scenario, agent=agent)
+    for problem in problems:
+        print(f"pgha chaos: {file}: {problem}", file=stderr)
+    return None if problems else scenario
+
+
+def _output_dir(out: Path, stderr: TextIO) -> Path | None:
+    """`out`, created; None (said on stderr) when it cannot be."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(
+            f"pgha chaos: {out}: cannot create the output directory: {error.strerror}", file=stderr
+        )
+        return None
+    return out
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m chaos.cli`

@@ -3,19 +3,17 @@
 # (the supervisor chaos/node_init.py as PID 1, its node.json and agent configuration put in before
 # the start), HAProxy, and the waiting until the cluster is healthy. Everything is labelled
 # `pgha.chaos=1` and `pgha.chaos.run=<run id>`, so `down()` and `down_all()` find it even after a
-# crash of the harness. Safety rule protected: a run is only started on a healthy cluster (etcd
-# healthy, exactly one node answering /primary, HAProxy routing to it, every replica streaming),
-# so a fault never hits a cluster that was still bootstrapping.
-"""Creating, inspecting and removing the containers of a chaos run."""
+# crash of the harness (the Docker calls themselves are chaos/docker_objects.py's). Safety rule
+# protected: a run is only started on a healthy cluster (etcd healthy, exactly one node answering
+# /primary, HAProxy routing to it, every replica streaming), so a fault never hits a cluster that
+# was still bootstrapping.
+"""A chaos run's cluster: its hosts and addresses, bringing it up, its health, its containers."""
 
 from __future__ import annotations
 
 import contextlib
-import io
-import ipaddress
 import json
 import secrets
-import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -27,7 +25,6 @@ from chaos import disks
 from chaos.configs import (
     API_PORT,
     DATA_DIR,
-    DATA_ROOT,
     DATABASE,
     ETCD_CLIENT_PORT,
     HAPROXY_CFG,
@@ -44,6 +41,19 @@ from chaos.configs import (
     node_files,
     plan_layout,
 )
+from chaos.docker_objects import (
+    LABEL,
+    LABEL_HOST,
+    LABEL_ROLE,
+    LABEL_RUN,
+    SUBNET_POOL,
+    create_container,
+    free_subnets,
+    image_file,
+    ipam,
+    remove_labelled,
+    untar_one,
+)
 from chaos.haproxy import (
     HAPROXY_COMMAND,
     STATS_PORT,
@@ -53,11 +63,6 @@ from chaos.haproxy import (
 )
 from pgha.scenario import FaultKind, Scenario
 
-LABEL = "pgha.chaos"
-LABEL_RUN = "pgha.chaos.run"
-LABEL_ROLE = "pgha.chaos.role"  # node, etcd, haproxy
-LABEL_HOST = "pgha.chaos.host"
-SUBNET_POOL = "172.30.0.0/16"  # runs take /24s from here (docs/design.md: 172.28.0.0/14)
 NODE_COMMAND = ["/opt/pgha/venv/bin/python", "-m", "chaos.node_init", NODE_JSON]
 HTTP_TIMEOUT_S = 1.0
 PROCESSES = ("agent", "etcd", "softdog", "postgres")
@@ -72,22 +77,6 @@ def new_run_id() -> str:
     return f"r{secrets.token_hex(3)}"
 
 
-def _used_subnets(client: Any) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    used = []
-    for net in client.networks.list():
-        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
-            if cfg.get("Subnet"):
-                used.append(ipaddress.ip_network(cfg["Subnet"], strict=False))
-    return used
-
-
-def free_subnets(client: Any) -> list[str]:
-    """The /24s of 172.30.0.0/16 that no Docker network uses yet, in order."""
-    used = _used_subnets(client)
-    pool = ipaddress.ip_network(SUBNET_POOL).subnets(new_prefix=24)
-    return [str(net) for net in pool if not any(net.overlaps(u) for u in used)]
-
-
 def http_status(url: str, *, method: str = "GET", timeout_s: float = HTTP_TIMEOUT_S) -> int | None:
     """The HTTP status of one request, or None when there is no answer."""
     request = urllib.request.Request(url, method=method)
@@ -98,23 +87,6 @@ def http_status(url: str, *, method: str = "GET", timeout_s: float = HTTP_TIMEOU
         return int(error.code)
     except (OSError, ValueError):
         return None
-
-
-def _tar(files: Mapping[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path, content in files.items():
-            info = tarfile.TarInfo(path.lstrip("/"))
-            info.size, info.mode, info.mtime = len(content), 0o644, int(time.time())
-            tar.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
-
-
-def _untar_one(chunks: Any) -> bytes:
-    with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
-        member = tar.next()
-        handle = tar.extractfile(member) if member is not None else None
-        return handle.read() if handle is not None else b""
 
 
 class ChaosCluster:
@@ -234,7 +206,7 @@ class ChaosCluster:
         candidates = [self._subnet] if self._subnet else free_subnets(self.client)
         for subnet in candidates[:20]:
             layout = plan_layout(self.scenario, self.run_id, subnet)
-            ipam_pool = self._ipam(subnet, layout.gateway)
+            ipam_pool = ipam(subnet, layout.gateway)
             try:
                 self.client.networks.create(
                     layout.network,
@@ -250,19 +222,9 @@ class ChaosCluster:
             return
         raise ClusterError(f"no free /24 subnet in {SUBNET_POOL}")
 
-    def _ipam(self, subnet: str, gateway: str) -> Any:
-        from docker.types import IPAMConfig, IPAMPool
-
-        return IPAMConfig(pool_configs=[IPAMPool(subnet=subnet, gateway=gateway)])
-
     def _postgres_owner(self) -> tuple[int, int]:
-        probe = self.client.containers.create(
-            self.image, command=["true"], labels={LABEL: "1", LABEL_RUN: self.run_id}
-        )
-        try:
-            passwd = _untar_one(probe.get_archive("/etc/passwd")[0]).decode()
-        finally:
-            probe.remove(force=True)
+        labels = {LABEL: "1", LABEL_RUN: self.run_id}
+        passwd = image_file(self.client, self.image, "/etc/passwd", labels).decode()
         for line in passwd.splitlines():
             parts = line.split(":")
             if parts[0] == "postgres":
@@ -284,23 +246,16 @@ class ChaosCluster:
         files: Mapping[str, bytes],
         volume: str | None = None,
     ) -> None:
-        layout = self.layout
-        endpoint = self.client.api.create_endpoint_config(
-            ipv4_address=layout.ip(host), aliases=[host]
-        )
-        container = self.client.containers.create(
+        create_container(
+            self.client,
             self.image,
-            command=list(command),
-            name=layout.container(host),
-            hostname=host,
+            self.layout,
+            host,
             labels=self._labels(role, host),
-            cap_add=["NET_ADMIN"],
-            network=layout.network,
-            networking_config={layout.network: endpoint},
-            volumes={volume: {"bind": DATA_ROOT, "mode": "rw"}} if volume else None,
+            command=command,
+            files=files,
+            volume=volume,
         )
-        if files:
-            container.put_archive("/", _tar(files))
 
     # ---------------------------------------------------------------- health
 
@@ -434,7 +389,7 @@ class ChaosCluster:
         """A file of `name`'s container (running or not), or None when it does not exist."""
         try:
             chunks, _ = self.container(name).get_archive(path)
-            return _untar_one(chunks)
+            return untar_one(chunks)
         except Exception as error:
             if "404" in str(error) or "not found" in str(error).lower():
                 return None
@@ -462,39 +417,3 @@ class ChaosCluster:
         remove_labelled(self.client, {LABEL_RUN: self.run_id})
         with contextlib.suppress(OSError):
             disks.disk_dir(self.run_id).rmdir()
-
-
-def _filters(labels: Mapping[str, str]) -> dict[str, list[str]]:
-    return {"label": [f"{key}={value}" for key, value in labels.items()]}
-
-
-def remove_labelled(client: Any, labels: Mapping[str, str]) -> dict[str, int]:
-    """Remove the containers, networks and volumes carrying `labels`; counts of each."""
-    filters = _filters(labels)
-    containers = client.containers.list(all=True, filters=filters)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda c: _quietly(lambda: c.remove(force=True, v=True)), containers))
-    networks = client.networks.list(filters=filters)
-    for net in networks:
-        _quietly(net.remove)
-    volumes = client.volumes.list(filters=filters)
-    for volume in volumes:
-        disks.remove_data_volume(volume)
-    return {"containers": len(containers), "networks": len(networks), "volumes": len(volumes)}
-
-
-def _quietly(action: Callable[[], Any]) -> None:
-    with contextlib.suppress(Exception):
-        action()
-
-
-def down_all(client: Any, images: bool = False) -> dict[str, int]:
-    """Remove every object labelled pgha.chaos=1 (every run's), and the images too if asked."""
-    counts = remove_labelled(client, {LABEL: "1"})
-    counts["images"] = 0
-    if images:
-        for image in client.images.list(filters=_filters({LABEL: "1"})):
-            with contextlib.suppress(Exception):
-                client.images.remove(image.id, force=True)
-                counts["images"] += 1
-    return counts

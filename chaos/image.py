@@ -6,7 +6,7 @@
 # Every step whose output (named by its hash) exists is skipped unless `force`. It protects the
 # rule "a chaos run tests the code of this tree": the final tag hashes the project's sources, so an
 # edited source never runs from a stale image. Everything it makes is labelled pgha.chaos=1.
-"""Build (`build_images`) and remove (`remove_images`) the chaos images."""
+"""Build the chaos images (`build_images`); chaos/image_removal.py removes them."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def _run(argv: Sequence[str], *, progress: Progress, step: str, cwd: Path | None
 
 
 @contextlib.contextmanager
-def _locked(cache_dir: Path) -> Iterator[None]:
+def cache_lock(cache_dir: Path) -> Iterator[None]:
     """One build at a time on this machine (tests and the harness may build concurrently)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     with (cache_dir / "build.lock").open("w") as lock:
@@ -138,7 +138,7 @@ def _locked(cache_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _docker_client() -> Any:
+def docker_client() -> Any:
     import docker  # the `chaos` extra; imported late so `import chaos.image` works without it
 
     return docker.from_env(timeout=600)
@@ -368,81 +368,53 @@ def build_images(
     if not (project_root / "pyproject.toml").is_file():
         raise ImageBuildError(f"no pyproject.toml in {project_root}: build from a source tree")
     paths = BuildPaths(cache_dir=cache_dir)
-    client = _docker_client()
-    with _locked(cache_dir):
+    client = docker_client()
+    with cache_lock(cache_dir):
         base_ref = base or build_base(client, paths, progress=progress, force=force)
-        wheel_dirs = {
-            "patroni": _pip_wheel(
-                paths, "patroni", [PATRONI_REQUIREMENT], progress=progress, force=force
-            ),
-            "deps": _pip_wheel(
-                paths, "deps", agent_requirements(project_root), progress=progress, force=force
-            ),
-            "pgha": _project_wheel(paths, project_root, progress=progress, force=force),
-        }
-        digest = _digest(
-            base_ref,
-            tree_digest(DOCKER_DIR, ["."]),
-            *(str(path.name) for path in wheel_dirs.values()),
-        )
-        tag = f"{IMAGE_REPO}:{digest}"
-        if force or not _image_exists(client, tag):
-            with tempfile.TemporaryDirectory(prefix="pgha-chaos-ctx-") as tmp:
-                context = _context(Path(tmp), wheel_dirs)
-                _stream_build(client, context, tag, base_ref, progress=progress, nocache=force)
-        else:
-            progress(f"[build] {tag} exists, reused")
-        client.api.tag(tag, IMAGE_REPO, "latest")
-        progress(f"[build] tagged {tag} and {IMAGE_REPO}:latest")
+        wheel_dirs = _wheels(paths, project_root, progress=progress, force=force)
+        tag = _final_image(client, base_ref, wheel_dirs, progress=progress, force=force)
         keep = {*wheel_dirs.values(), paths.base_tar(base_digest())}
-        _prune_cache(cache_dir, keep=keep)
+        prune_cache(cache_dir, keep=keep)
         _prune_old_images(client, keep={tag, base_ref}, progress=progress)
     return tag
 
 
-def remove_images(
-    *,
-    progress: Progress | None = None,
-    purge_cache: bool = False,
-    cache_dir: Path = DEFAULT_CACHE_DIR,
-    label: str = f"{LABEL}=1",
-) -> list[str]:
-    """Remove every image labelled pgha.chaos=1 (their containers must be gone); the tags removed.
+def _wheels(
+    paths: BuildPaths, project_root: Path, *, progress: Progress, force: bool
+) -> dict[str, Path]:
+    """The wheel directories the Dockerfile installs from: Patroni, pgha's dependencies, pgha."""
+    return {
+        "patroni": _pip_wheel(
+            paths, "patroni", [PATRONI_REQUIREMENT], progress=progress, force=force
+        ),
+        "deps": _pip_wheel(
+            paths, "deps", agent_requirements(project_root), progress=progress, force=force
+        ),
+        "pgha": _project_wheel(paths, project_root, progress=progress, force=force),
+    }
 
-    Raises ImageBuildError naming the images that could not be removed (e.g. still used by a
-    container) after removing all the others. With `purge_cache`, the cache directory (root file
-    system tarballs, wheels) is emptied too. `label` narrows the selection (tests).
-    """
-    import docker.errors
 
-    say = progress or (lambda _line: None)
-    client = _docker_client()
-    removed: list[str] = []
-    failed: dict[str, str] = {}
-    for _ in range(5):  # a removed image can leave its untagged base dangling: list again
-        images = client.images.list(filters={"label": label})
-        # Derived images first: the final image before the base it was built on.
-        images.sort(key=lambda img: BASE_REPO in " ".join(img.tags))
-        todo = [tag for img in images for tag in img.tags or [img.id] if tag not in failed]
-        if not todo:
-            break
-        for tag in todo:
-            try:
-                client.images.remove(tag)
-            except docker.errors.APIError as error:
-                failed[tag] = str(error.explanation or error)
-                continue
-            removed.append(tag)
-            say(f"removed image {tag}")
-    if purge_cache and cache_dir.exists():
-        with _locked(cache_dir):
-            _prune_cache(cache_dir, keep=set())
-        say(f"emptied {cache_dir}")
-    if failed:
-        raise ImageBuildError(
-            "could not remove " + "; ".join(f"{tag}: {why}" for tag, why in failed.items())
-        )
-    return removed
+def _final_image(
+    client: Any, base_ref: str, wheel_dirs: dict[str, Path], *, progress: Progress, force: bool
+) -> str:
+    """The Dockerfile's image on `base_ref` with the wheels, built unless its tag exists (or
+    `force`), tagged latest too. Its tag hashes the base, the Dockerfile's directory and the
+    wheels."""
+    digest = _digest(
+        base_ref,
+        tree_digest(DOCKER_DIR, ["."]),
+        *(str(path.name) for path in wheel_dirs.values()),
+    )
+    tag = f"{IMAGE_REPO}:{digest}"
+    if force or not _image_exists(client, tag):
+        with tempfile.TemporaryDirectory(prefix="pgha-chaos-ctx-") as tmp:
+            context = _context(Path(tmp), wheel_dirs)
+            _stream_build(client, context, tag, base_ref, progress=progress, nocache=force)
+    else:
+        progress(f"[build] {tag} exists, reused")
+    client.api.tag(tag, IMAGE_REPO, "latest")
+    progress(f"[build] tagged {tag} and {IMAGE_REPO}:latest")
+    return tag
 
 
 def _prune_old_images(client: Any, *, keep: set[str], progress: Progress) -> None:
@@ -472,7 +444,7 @@ def _created_epoch(created: str) -> float:
         return time.time()
 
 
-def _prune_cache(cache_dir: Path, *, keep: set[Path]) -> None:
+def prune_cache(cache_dir: Path, *, keep: set[Path]) -> None:
     """Delete cached outputs other than `keep` (old base tarballs, old wheel directories)."""
     candidates = [*cache_dir.glob("base-*"), *cache_dir.glob("rootfs-*")]
     if (cache_dir / "wheels").is_dir():

@@ -96,13 +96,7 @@ def run_scenario(
         lines = tuple(f"{scenario.source}: {p}" for p in problems)
         return ChaosResult(exit_code=EXIT_BAD_INPUT, lines=lines, out_dir=out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if image is None:
-        from chaos.image import ImageBuildError, build_images
-
-        try:
-            image = build_images(progress=progress)
-        except ImageBuildError as error:
-            raise RunFailed(f"the image build failed: {error}") from error
+    image = image if image is not None else _build_image(progress)
     run = ChaosRun(scenario, client=client, image=image, agent=agent, progress=progress, seed=seed)
     try:
         run.execute()
@@ -116,6 +110,16 @@ def run_scenario(
         else:
             run.teardown()
     return judge(run, out_dir, compare_sim=compare_sim)
+
+
+def _build_image(progress: Progress) -> str:
+    """Build (or reuse) the chaos image; its tag. Raises RunFailed when the build fails."""
+    from chaos.image import ImageBuildError, build_images
+
+    try:
+        return build_images(progress=progress)
+    except ImageBuildError as error:
+        raise RunFailed(f"the image build failed: {error}") from error
 
 
 # ---------------------------------------------------------------- the run

@@ -12,12 +12,11 @@ summary, JUnit XML and HTML report again, without the simulator. Exit codes: 0 e
 ``pgha agent``, ``pgha ctl``, ``pgha softdog``, ``pgha chaos`` and ``pgha notebooks`` have parsers
 of their own (``PASS_THROUGH``): the real agent, its control CLI, the watchdog emulation, the
 Docker chaos harness and the notebooks' runner and renderer. This module imports :mod:`sim` and
-:mod:`chaos` lazily, inside the subcommands.
+:mod:`chaos` lazily, inside the subcommands; the arguments are parsed by :mod:`pgha.cli_parser`.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 import textwrap
@@ -26,98 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from pgha import __version__, cli_check
+from pgha import cli_check
+from pgha.cli_parser import PASS_THROUGH, build_parser
 from pgha.cli_verdict import simulated, verdict
 
 if TYPE_CHECKING:
     from pgha.scenario import FaultSpec, Scenario
     from sim.explore import Budget, Progress, Verdict
+    from sim.explore.reproduce import Reproducer
 
-DESCRIPTION = (
-    "pgha: a Patroni-style high-availability manager for PostgreSQL whose pure decision engine "
-    "runs in production (real etcd and PostgreSQL), in a SimPy simulation and in a Docker chaos "
-    "harness."
-)
 EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser for the ``pgha`` command."""
-    parser = argparse.ArgumentParser(prog="pgha", description=DESCRIPTION)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    worlds = parser.add_subparsers(dest="world", metavar="COMMAND")
-    sim = worlds.add_parser("sim", help="run scenarios in the simulator")
-    sim_commands = sim.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    run = sim_commands.add_parser("run", help="run one scenario file and report its verdict")
-    run.add_argument("file", type=Path, help="scenario YAML file")
-    run.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
-    run.add_argument(
-        "--out", type=Path, default=None, help="output directory (default: reports/<file name>)"
-    )
-    run.add_argument(
-        "--show-decisions", action="store_true", help="mark engine decisions on the timeline"
-    )
-    run.add_argument("--engine-variant", metavar="NAME", help="run a known-bad engine variant")
-    _explore_parser(sim_commands)
-    sim_commands.add_parser("variants", help="list the known-bad engine variants")
-    cli_check.add_parser(worlds)
-    for name, (_, summary) in PASS_THROUGH.items():
-        worlds.add_parser(name, help=f"{summary} (pgha {name} --help)", add_help=False)
-    return parser
-
-
-def _explore_parser(commands: Any) -> None:
-    explore = commands.add_parser(
-        "explore",
-        help="search fault schedules for a violation, shrink it, write reproducers",
-        description="Draw fault schedules from the scenario's explore: section, run them, keep "
-        "the failures that fail fastest, shrink each and write it out as a scenario file that "
-        "`pgha sim run` reproduces. Exit code 0: nothing broke within the budget; 1: a "
-        "violation was found; 2: bad input.",
-    )
-    explore.add_argument("file", type=Path, help="scenario YAML file with an explore: section")
-    explore.add_argument(
-        "--budget",
-        default="60s",
-        help="wall time (60s, 5m, 1h) or a number of schedules (500); default 60s",
-    )
-    explore.add_argument(
-        "--seed", type=int, default=None, help="first seed (default: the scenario's seed)"
-    )
-    explore.add_argument(
-        "--workers", type=int, default=None, help="worker processes (default: every core)"
-    )
-    explore.add_argument(
-        "--dask", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS instead"
-    )
-    explore.add_argument(
-        "--out", type=Path, default=None, help="default: reports/explore/<scenario name>"
-    )
-    explore.add_argument("--engine-variant", metavar="NAME", help="explore a known-bad variant")
-    explore.add_argument(
-        "--keep", type=int, default=3, help="failures to shrink and write out (default 3)"
-    )
-    explore.add_argument(
-        "--search",
-        choices=("sweep", "hypothesis"),
-        default="sweep",
-        help="seed sweep (default) or Hypothesis search with its own shrinking (in this "
-        "process: --workers and --dask apply to the sweep)",
-    )
-
-
-# Commands with a parser of their own, imported only when used: module and one-line summary.
-PASS_THROUGH: dict[str, tuple[str, str]] = {
-    "agent": ("pgha.agent.main", "run the HA agent beside one PostgreSQL server"),
-    "ctl": ("pgha.ctl.main", "inspect and operate a running cluster, like patronictl"),
-    "softdog": (
-        "pgha.agent.watchdog.softdog",
-        "the watchdog emulation for hosts without /dev/watchdog",
-    ),
-    "chaos": ("chaos.cli", "run scenarios against real containers (PostgreSQL, etcd, HAProxy)"),
-    "notebooks": ("pgha.notebooks", "run and check the notebooks; render them to reports/*.html"),
-}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,10 +186,40 @@ def sim_explore(
     stderr: TextIO | None = None,
 ) -> int:
     """``pgha sim explore``: search schedules, shrink and write out the failures, print them."""
-    from pgha.scenario import ScenarioError, load_scenario
-    from sim.explore import Budget, ExploreError, Progress, Space, check_variant, default_workers
+    from sim.explore import Progress, default_workers
 
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
+    checked = _explore_inputs(file, budget, variant, workers, keep, out, stderr)
+    if checked is None:
+        return EXIT_BAD_INPUT
+    scenario, spent, out = checked
+    job = _ExploreJob(
+        scenario=scenario,
+        budget=spent,
+        seed0=scenario.seed if seed is None else seed,
+        workers=workers or default_workers(),
+        dask=dask,
+        out=out,
+        variant=variant,
+        keep=keep,
+        progress=Progress(stderr, f"explore {scenario.name}"),
+    )
+    return job.run(search, stdout, stderr)
+
+
+def _explore_inputs(
+    file: Path,
+    budget: str,
+    variant: str | None,
+    workers: int | None,
+    keep: int,
+    out: Path | None,
+    stderr: TextIO,
+) -> tuple[Scenario, Budget, Path] | None:
+    """The scenario, the budget and the output directory (made); None, said on stderr, if bad."""
+    from pgha.scenario import ScenarioError, load_scenario
+    from sim.explore import Budget, ExploreError, Space, check_variant
+
     try:
         scenario = load_scenario(file)
         if scenario.explore is None:
@@ -288,31 +236,11 @@ def sim_explore(
         out.mkdir(parents=True, exist_ok=True)
     except (ScenarioError, ExploreError) as error:
         print(f"pgha: {error}", file=stderr)
-        return EXIT_BAD_INPUT
+        return None
     except OSError as error:
         print(f"pgha: {out}: cannot create the output directory: {error.strerror}", file=stderr)
-        return EXIT_BAD_INPUT
-    job = _ExploreJob(
-        scenario=scenario,
-        budget=spent,
-        seed0=scenario.seed if seed is None else seed,
-        workers=workers or default_workers(),
-        dask=dask,
-        out=out,
-        variant=variant,
-        keep=keep,
-        progress=Progress(stderr, f"explore {scenario.name}"),
-    )
-    try:
-        found = job.hypothesis() if search == "hypothesis" else job.sweep()
-    except ExploreError as error:
-        print(f"pgha: {error}", file=stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("\npgha: interrupted", file=stderr)
-        return EXIT_INTERRUPTED
-    print("\n".join(found), file=stdout)
-    return EXIT_VIOLATION if job.failures else EXIT_OK
+        return None
+    return scenario, spent, out
 
 
 @dataclass(kw_only=True)
@@ -333,6 +261,21 @@ class _ExploreJob:
     @property
     def engine(self) -> str:
         return f"engine variant {self.variant}" if self.variant else "the real engine"
+
+    def run(self, search: str, stdout: TextIO, stderr: TextIO) -> int:
+        """Search (`sweep` or `hypothesis`), print what was found; the exit code."""
+        from sim.explore import ExploreError
+
+        try:
+            found = self.hypothesis() if search == "hypothesis" else self.sweep()
+        except ExploreError as error:
+            print(f"pgha: {error}", file=stderr)
+            return EXIT_BAD_INPUT
+        except KeyboardInterrupt:
+            print("\npgha: interrupted", file=stderr)
+            return EXIT_INTERRUPTED
+        print("\n".join(found), file=stdout)
+        return EXIT_VIOLATION if self.failures else EXIT_OK
 
     def sweep(self) -> list[str]:
         from sim.explore import evaluator, pool, shrink, sweep
@@ -401,7 +344,6 @@ class _ExploreJob:
         from sim.explore import write_reproducer
 
         faults, outcome = original or (shrunk, shrunk_outcome)
-
         repro = write_reproducer(
             self.scenario, shrunk, seed, shrunk_outcome, self.out, variant=self.variant
         )
@@ -428,18 +370,7 @@ class _ExploreJob:
             if original
             else f"{len(shrunk)} fault(s), shrunk by Hypothesis"
         )
-        broke = ", ".join(outcome.violated)
-        if outcome.error is not None:
-            broke = f"the simulation crashed ({outcome.error})"
-        page = repro.report_dir / "report.html"
-        lines = [
-            f"  seed {seed}: {broke}{_at(outcome)}; {shrinking}",
-            f"    reproduce: {repro.command}",
-            f"    report:    {page if page.exists() else 'none (the run crashed)'}",
-        ]
-        if not same:
-            lines.append("    WARNING: the reproducer gave another verdict; please report this")
-        return lines
+        return _failure_lines(seed, outcome, shrinking, repro, same)
 
     def _summary(self, method: str, runs: int, wall_s: float, failing: list[int]) -> None:
         from sim.explore import write_summary
@@ -460,6 +391,24 @@ class _ExploreJob:
                 "failures": self.failures,
             },
         )
+
+
+def _failure_lines(
+    seed: int, outcome: Verdict, shrinking: str, repro: Reproducer, same: bool
+) -> list[str]:
+    """What `pgha sim explore` prints about one failure it wrote out."""
+    broke = ", ".join(outcome.violated)
+    if outcome.error is not None:
+        broke = f"the simulation crashed ({outcome.error})"
+    page = repro.report_dir / "report.html"
+    lines = [
+        f"  seed {seed}: {broke}{_at(outcome)}; {shrinking}",
+        f"    reproduce: {repro.command}",
+        f"    report:    {page if page.exists() else 'none (the run crashed)'}",
+    ]
+    if not same:
+        lines.append("    WARNING: the reproducer gave another verdict; please report this")
+    return lines
 
 
 def _at(outcome: Verdict) -> str:

@@ -46,14 +46,17 @@ class CheckInputError(ValueError):
     """Bad input to ``pgha check``; the message names the file and line, or the option."""
 
 
+CHECK_DESCRIPTION = (
+    "Re-check a history (from `pgha sim run`, `pgha chaos run` or an agent's log.history) and "
+    "write its summary.json, junit.xml and report.html again. Exit code 0: every check holds; "
+    "1: a check broke; 2: bad input."
+)
+
+
 def add_parser(commands: Any) -> None:
     """Add ``check`` to the ``pgha`` command's subparsers."""
     check = commands.add_parser(
-        "check",
-        help="re-check and re-render an existing history",
-        description="Re-check a history (from `pgha sim run`, `pgha chaos run` or an agent's "
-        "log.history) and write its summary.json, junit.xml and report.html again. Exit code 0: "
-        "every check holds; 1: a check broke; 2: bad input.",
+        "check", help="re-check and re-render an existing history", description=CHECK_DESCRIPTION
     )
     check.add_argument(
         "history",

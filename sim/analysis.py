@@ -96,7 +96,8 @@ def sweep(
 ) -> pd.DataFrame:
     """`pgha.analysis.run_sweep` with the simulator as the runner: every parameter setting of
     `scenario` (a grid, random samples or both) times every seed, one row per run, in the same
-    order with one worker or many. See `run_sweep` for the parameters and the columns.
+    order with one worker or many. The parameter names and the columns are described in
+    `pgha.analysis._sweep`'s module documentation (and notebooks/README.md).
 
     Raises:
         ValueError: a bad parameter name or value, range, seed or worker count, or an unknown

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import networkx as nx
 import simpy
@@ -214,9 +214,7 @@ class Network:
         env = self.env
         deadline = env.now + timeout_s
         if self.down_fails_fast and dst in self.down and src not in self.down:
-            # "no route to host": the address is gone, and the sender learns it in a round trip
-            yield env.timeout(min(2 * self.default_latency.median_s, timeout_s))
-            raise Unreachable(f"{src} -> {dst}: the host is down")
+            yield from self._no_route(src, dst, timeout_s)
         there = self.delay(src, dst)
         if there is None or there > timeout_s:
             yield from self._give_up(deadline, src, dst)
@@ -231,10 +229,23 @@ class Network:
         except Unreachable:
             raise  # the handler gave up at the deadline
         except Exception as error:  # a remote error travels back like an answer
-            yield from self._travel_back(dst, src, deadline)
-            raise error from None
+            yield from self._raise_back(dst, src, deadline, error)
         yield from self._travel_back(dst, src, deadline)
         return value
+
+    def _no_route(
+        self, src: str, dst: str, timeout_s: float
+    ) -> Generator[simpy.Event, Any, NoReturn]:
+        """No route to host: the address is gone, and the sender learns it in a round trip."""
+        yield self.env.timeout(min(2 * self.default_latency.median_s, timeout_s))
+        raise Unreachable(f"{src} -> {dst}: the host is down")
+
+    def _raise_back(
+        self, dst: str, src: str, deadline: float, error: Exception
+    ) -> Generator[simpy.Event, Any, NoReturn]:
+        """Carry the handler's `error` back to the caller like an answer, then raise it there."""
+        yield from self._travel_back(dst, src, deadline)
+        raise error from None
 
     def _travel_back(
         self, dst: str, src: str, deadline: float

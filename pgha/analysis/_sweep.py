@@ -4,7 +4,23 @@
 # All scenario variants are built and checked before the first run, runs go to worker processes
 # (concurrent.futures), and rows come back in task order, so a sweep gives the same frame with
 # one worker or many.
-"""`run_sweep`: a grid or random sample of scenario parameters over many seeds, as a DataFrame."""
+"""`run_sweep`: a grid or random sample of scenario parameters over many seeds, as a DataFrame.
+
+Parameter names: config keys (`ttl`, `loop_wait`, `retry_timeout`, `synchronous_mode`,
+`watchdog.safety_margin` ...), `faults[i].at` / `faults[i].for`, a key of a fault's own mapping
+(`faults[i].jump`, `.offset`, `.drift_ppm` (or `.drift`) of a clock fault), or a dotted path into
+the scenario (`duration`, `workload.rate`, `clocks.n1.offset`). Durations are seconds. Each setting
+is applied to the scenario's YAML and parsed again, so what a YAML file may not say is refused here
+too.
+
+Columns of the frame: one per parameter, then seed, ok (every check held), split_brain,
+lost_writes, failover_s (the checkers' first failover; NaN if none), unavailability_s (total),
+longest_unavailability_s, dual_writable_s, writes_acknowledged, episodes (how many), the first
+episode's detect_s, lock_expired_s and promoted_s (see `episodes`), violated (the broken checks,
+comma-joined) and error (a simulator crash, else None), and ttl_s, loop_wait_s, retry_timeout_s:
+the timing the engine used (like Patroni, it lowers loop_wait, then retry_timeout, until
+loop_wait + 2 * retry_timeout <= ttl). `METRICS` holds the columns after seed and their dtypes.
+"""
 
 from __future__ import annotations
 
@@ -88,22 +104,10 @@ def run_sweep(
         variant: passed to the runner (the simulator's: a bug-zoo engine, `pgha sim variants`).
         workers: processes to run in (default min(2, CPUs)); 1 runs here, in this process.
 
-    Parameter names: config keys (`ttl`, `loop_wait`, `retry_timeout`, `synchronous_mode`,
-    `watchdog.safety_margin` ...), `faults[i].at` / `faults[i].for`, a key of a fault's own
-    mapping (`faults[i].jump`, `.offset`, `.drift_ppm` (or `.drift`) of a clock fault), or a
-    dotted path into the scenario (`duration`, `workload.rate`, `clocks.n1.offset`). Durations are
-    seconds. Each setting is applied to the scenario's YAML and parsed again, so what a YAML file
-    may not say is refused here too.
-
     Returns:
-        One column per parameter, then seed, ok (every check held), split_brain, lost_writes,
-        failover_s (the checkers' first failover; NaN if none), unavailability_s (total),
-        longest_unavailability_s, dual_writable_s, writes_acknowledged, episodes (how many), the
-        first episode's detect_s, lock_expired_s and promoted_s (see `episodes`), violated (the
-        broken checks, comma-joined) and error (a simulator crash, else None), and ttl_s,
-        loop_wait_s, retry_timeout_s: the timing the engine used (like Patroni, it lowers
-        loop_wait, then retry_timeout, until loop_wait + 2 * retry_timeout <= ttl). Rows are ordered
-        by setting (grid order, then samples), then seed, whatever the number of workers.
+        One row per run, ordered by setting (grid order, then samples), then seed, whatever the
+        number of workers: a column per parameter, then seed, then the `METRICS` columns (what
+        parameter names and columns mean: this module's docstring, `pgha.analysis._sweep`).
 
     Raises:
         ValueError: a bad parameter name or value (naming it and what was expected), a bad
@@ -112,17 +116,35 @@ def run_sweep(
     parsed = resolve_scenario(scenario)
     settings = _settings(grid, sample, n_samples, sample_seed)
     seed_list = _seeds(seeds)
+    tasks = _tasks(runner, parsed, settings, seed_list, variant)
+    with _executor(_workers(workers, len(tasks))) as executor:
+        results = list(executor.map(run_trial, *zip(*tasks, strict=True)))
+    return _frame(settings, seed_list, results)
+
+
+def _tasks(
+    runner: Runner,
+    parsed: Scenario,
+    settings: list[dict[str, Any]],
+    seed_list: list[int],
+    variant: str | None,
+) -> list[_Task]:
+    """Every (setting, seed) run, setting-major; each setting is applied and checked first."""
     document = scenario_document(parsed)
     for name in settings[0]:
         param_path(name, document)  # a bad name is refused before any value is tried
     built = [apply_params(parsed, document, setting) for setting in settings]
-    tasks: list[_Task] = [
+    return [
         (runner, text, changed.source, seed, variant)
         for changed, text in built
         for seed in seed_list
     ]
-    with _executor(_workers(workers, len(tasks))) as executor:
-        results = list(executor.map(run_trial, *zip(*tasks, strict=True)))
+
+
+def _frame(
+    settings: list[dict[str, Any]], seed_list: list[int], results: list[dict[str, Any]]
+) -> pd.DataFrame:
+    """The rows (setting, seed, metrics) as a frame with the columns' dtypes."""
     rows = [
         {**setting, "seed": seed, **result}
         for (setting, seed), result in zip(

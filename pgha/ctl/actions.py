@@ -77,18 +77,7 @@ def cmd_switchover(ctl: Ctl, args: argparse.Namespace) -> int:
     if holder is None:
         raise CtlError(f"cluster {ctl.scope} has no leader: use failover")
     _show_cluster(ctl, view, args.force)
-    ask = not args.force
-    leader = args.leader or (
-        ctl.console.ask("Primary", holder, option="--leader") if ask else holder
-    )
-    candidate = args.candidate
-    if candidate is None and ask:
-        candidate = ctl.console.ask("Candidate (empty: any)", option="--candidate") or None
-    scheduled = args.scheduled
-    if scheduled is None and ask:
-        scheduled = ctl.console.ask(
-            "When should the switchover take place", "now", option="--scheduled"
-        )
+    leader, candidate, scheduled = _switchover_choices(ctl, args, holder)
     when = parse_scheduled(scheduled)
     leader_member = member_of(ctl, view, leader)
     if leader != holder:
@@ -111,6 +100,25 @@ def cmd_switchover(ctl: Ctl, args: argparse.Namespace) -> int:
     if when is not None:
         body["scheduled_at"] = when.isoformat()
     return _finish(ctl, ctl.rest.call(leader, leader_member.api_url, "POST", "/switchover", body))
+
+
+def _switchover_choices(
+    ctl: Ctl, args: argparse.Namespace, holder: str
+) -> tuple[str, str | None, str | None]:
+    """(leader, candidate, --scheduled) as given; without --force, asked for what is missing."""
+    ask = not args.force
+    leader = args.leader or (
+        ctl.console.ask("Primary", holder, option="--leader") if ask else holder
+    )
+    candidate = args.candidate
+    if candidate is None and ask:
+        candidate = ctl.console.ask("Candidate (empty: any)", option="--candidate") or None
+    scheduled = args.scheduled
+    if scheduled is None and ask:
+        scheduled = ctl.console.ask(
+            "When should the switchover take place", "now", option="--scheduled"
+        )
+    return leader, candidate, scheduled
 
 
 def cmd_failover(ctl: Ctl, args: argparse.Namespace) -> int:

@@ -126,26 +126,39 @@ def _add_actions(subs: dict[str, argparse.ArgumentParser]) -> None:
         help="always show the Pending restart and Tags columns",
     )
     for name in ("pause", "resume"):
-        subs[name].add_argument(
-            "--wait", action="store_true", help="wait until every member reports it"
-        )
-        subs[name].add_argument(
-            "--wait-timeout",
-            type=_seconds(24 * 3600),
-            default=60.0,
-            metavar="SECONDS",
-            help="give up waiting after this long (default 60)",
-        )
-    switchover = subs["switchover"]
+        _add_wait(subs[name])
+    _add_switchover(subs["switchover"])
+    subs["failover"].add_argument("--candidate", help="the member to make leader")
+    _force(subs["failover"])
+    _add_restart(subs["restart"])
+    subs["reinit"].add_argument("members", nargs="+", metavar="MEMBER")
+    _force(subs["reinit"], "no confirmation, and cancel a task already running on the member")
+    subs["reload"].add_argument("members", nargs="*", metavar="MEMBER", help="default: all")
+    _force(subs["reload"])
+
+
+def _add_wait(sub: argparse.ArgumentParser) -> None:
+    """`pause` / `resume`: --wait and --wait-timeout."""
+    sub.add_argument("--wait", action="store_true", help="wait until every member reports it")
+    sub.add_argument(
+        "--wait-timeout",
+        type=_seconds(24 * 3600),
+        default=60.0,
+        metavar="SECONDS",
+        help="give up waiting after this long (default 60)",
+    )
+
+
+def _add_switchover(switchover: argparse.ArgumentParser) -> None:
     switchover.add_argument("--leader", "--primary", dest="leader", help="the current leader")
     switchover.add_argument("--candidate", help="the new leader (default: the best replica)")
     switchover.add_argument(
         "--scheduled", metavar="ISO|now", help="when (ISO 8601; without a time zone: local time)"
     )
     _force(switchover)
-    subs["failover"].add_argument("--candidate", help="the member to make leader")
-    _force(subs["failover"])
-    restart = subs["restart"]
+
+
+def _add_restart(restart: argparse.ArgumentParser) -> None:
     restart.add_argument("members", nargs="*", metavar="MEMBER", help="default: every member")
     restart.add_argument("--pending", action="store_true", help="only if a restart is pending")
     restart.add_argument(
@@ -158,10 +171,6 @@ def _add_actions(subs: dict[str, argparse.ArgumentParser]) -> None:
         help="fail if PostgreSQL takes longer to start",
     )
     _force(restart)
-    subs["reinit"].add_argument("members", nargs="+", metavar="MEMBER")
-    _force(subs["reinit"], "no confirmation, and cancel a task already running on the member")
-    subs["reload"].add_argument("members", nargs="*", metavar="MEMBER", help="default: all")
-    _force(subs["reload"])
 
 
 def _seconds(limit_s: float) -> Callable[[str], float]:
@@ -261,13 +270,7 @@ def run(
     environ: dict[str, str] | None = None,
 ) -> int:
     """`main` with its streams, terminal flag and environment given (for tests and embedding)."""
-    stdin = sys.stdin if stdin is None else stdin
-    console = Console(
-        out=sys.stdout if stdout is None else stdout,
-        err=sys.stderr if stderr is None else stderr,
-        stdin=stdin,
-        interactive=_isatty(stdin) if interactive is None else interactive,
-    )
+    console = _console(stdin, stdout, stderr, interactive)
     environ = dict(os.environ) if environ is None else environ
     args = _parse(argv, console)
     if isinstance(args, int):
@@ -288,22 +291,41 @@ def run(
         environ=environ,
     )
     try:
+        return _command(ctl, args, settings)
+    finally:
+        admin.close()
+
+
+def _console(
+    stdin: TextIO | None, stdout: TextIO | None, stderr: TextIO | None, interactive: bool | None
+) -> Console:
+    """The given streams and terminal flag, the process's own where not given."""
+    stdin = sys.stdin if stdin is None else stdin
+    return Console(
+        out=sys.stdout if stdout is None else stdout,
+        err=sys.stderr if stderr is None else stderr,
+        stdin=stdin,
+        interactive=_isatty(stdin) if interactive is None else interactive,
+    )
+
+
+def _command(ctl: Ctl, args: argparse.Namespace, settings: EtcdSettings) -> int:
+    """Run the command; every failure becomes one line on stderr and an exit code."""
+    try:
         return COMMANDS[args.command][0](ctl, args)
     except CtlError as exc:
-        console.warn(exc.message)
+        ctl.console.warn(exc.message)
         return exc.code
     except DcsError as exc:
         hosts = ",".join(f"{host}:{port}" for host, port in settings.hosts)
-        console.warn(f"cannot reach etcd at {hosts}: {exc}")
+        ctl.console.warn(f"cannot reach etcd at {hosts}: {exc}")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        console.warn("aborted")
+        ctl.console.warn("aborted")
         return EXIT_FAILED
     except Exception as exc:  # a bug: still one line, never a traceback
-        console.warn(f"pgha ctl {args.command}: internal error ({type(exc).__name__}): {exc}")
+        ctl.console.warn(f"pgha ctl {args.command}: internal error ({type(exc).__name__}): {exc}")
         return EXIT_FAILED
-    finally:
-        admin.close()
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import yaml
 
-from chaos.cluster import LABEL, LABEL_RUN, ChaosCluster, down_all, new_run_id
+from chaos.cluster import ChaosCluster, new_run_id
 from chaos.configs import (
     AGENT_YAML,
     DATA_DIR,
@@ -29,6 +29,7 @@ from chaos.configs import (
     plan_layout,
     safety_margin_s,
 )
+from chaos.docker_objects import LABEL, LABEL_RUN, down_all
 from chaos.haproxy import parse_stats, render_haproxy_cfg, settled_view
 from pgha.agent.config.file import config_warnings, parse_agent_config
 from pgha.engine.config import DynamicConfig

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from chaos.image import BASE_REPO, IMAGE_REPO, LABEL, remove_images
+from chaos.image import BASE_REPO, IMAGE_REPO, LABEL
+from chaos.image_removal import remove_images
 from chaos.node_init import FAKETIME_RC, faketime_env, faketime_rc, parse_node
 from tests.chaos.conftest import ImageBuild
 from tests.probes import holds_for, wait_for

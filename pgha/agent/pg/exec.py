@@ -96,22 +96,41 @@ def run(
     survive a pg_ctl that timed out.
     """
     log.debug("running %s", argv[0])
+    try:
+        proc = _start(user, argv, env, kill_group)
+    except OSError as error:
+        return Completed(argv=tuple(argv), returncode=127, stdout="", stderr=str(error))
+    return _communicate(proc, argv, stdin_text, timeout_s, kill_group)
+
+
+def _start(
+    user: OsUser, argv: list[str], env: Mapping[str, str] | None, kill_group: bool
+) -> subprocess.Popen[str]:
+    """Start `argv` as `user` with pipes, in a session of its own when `kill_group`."""
     kwargs: dict[str, object] = {"start_new_session": kill_group}
     if user.switches:
         kwargs.update(user=user.uid, group=user.gid, extra_groups=[])
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=user.env(env or {}),
-            cwd="/",  # PostgreSQL's programs must be able to stat their working directory
-            **kwargs,  # type: ignore[call-overload]
-        )
-    except OSError as error:
-        return Completed(argv=tuple(argv), returncode=127, stdout="", stderr=str(error))
+    proc: subprocess.Popen[str] = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=user.env(env or {}),
+        cwd="/",  # PostgreSQL's programs must be able to stat their working directory
+        **kwargs,  # type: ignore[call-overload]
+    )
+    return proc
+
+
+def _communicate(
+    proc: subprocess.Popen[str],
+    argv: list[str],
+    stdin_text: str | None,
+    timeout_s: float,
+    kill_group: bool,
+) -> Completed:
+    """Feed `stdin_text`, collect the output; at `timeout_s` kill it (or its group)."""
     try:
         stdout, stderr = proc.communicate(stdin_text or "", timeout=timeout_s)
     except subprocess.TimeoutExpired:
