@@ -108,7 +108,8 @@ class Promote:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Demote:
-    """Stop PostgreSQL as `mode` says and restart it as a replica (of nobody until Follow)."""
+    """Stop PostgreSQL as `mode` says and leave it stopped, following nobody: the engine starts
+    it again as a replica once the watchdog is disabled (the stop is its safepoint)."""
 
     mode: DemoteMode
 

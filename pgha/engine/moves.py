@@ -23,6 +23,7 @@ from pgha.engine.actions import (
     Promote,
     ReleaseLock,
     RunCallback,
+    StartPostgres,
     WriteConfig,
     WriteFailsafe,
     WriteInitialize,
@@ -54,10 +55,14 @@ def _armed_after(ctx: Ctx, arm: tuple[Action, ...]) -> float | None:
 
 
 def demote_actions(ctx: Ctx, mode: DemoteMode) -> tuple[Action, ...]:
-    """Stop, disable the watchdog at that safepoint, then release the lock and clear ssn.
+    """Stop; disable the watchdog at that safepoint; start again as a replica; then the
+    role-change callback, the release of the lock and clearing ssn.
 
-    The disable (and the role-change callback) come before the release: if the release fails,
-    the shell stops there, and the watchdog must not stay armed with nobody kicking it.
+    The disable comes right after the stop, before the start (Patroni disables it at the stop's
+    safepoint): a stopped server needs no fencing, and a slow start (crash recovery after an
+    immediate stop, on a loaded host) must not outlast the watchdog and reset a node that is
+    already safe. It comes before the release too: if the release fails, the shell stops there,
+    and the watchdog must not stay armed with nobody kicking it.
     """
     release: tuple[Action, ...] = ()
     if mode.releases_lock and ctx.view.leader is not None and ctx.holder_is_me:
@@ -65,7 +70,8 @@ def demote_actions(ctx: Ctx, mode: DemoteMode) -> tuple[Action, ...]:
     disable: tuple[Action, ...] = (DisableWatchdog(),) if ctx.state.watchdog_timeout_s else ()
     callback = RunCallback(event=Callback.ON_ROLE_CHANGE, role=Role.REPLICA.value)
     sync = demote_sync(cfg=ctx.cfg, pg=ctx.pg)
-    return (Demote(mode=mode), *disable, callback, *release, *sync)
+    start = StartPostgres(as_primary=False)
+    return (Demote(mode=mode), *disable, start, callback, *release, *sync)
 
 
 def demote(ctx: Ctx, mode: DemoteMode, reason: Reason) -> Decision:

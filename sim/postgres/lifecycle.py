@@ -184,7 +184,8 @@ class Lifecycle(Commits):
         yield from self._stop(not immediate, self._gen, Failure.STOP)
 
     def demote(self, mode: DemoteMode) -> Steps:
-        """Stop as `mode` says (graceful: CHECKPOINT first), then start as a replica of nobody."""
+        """Stop as `mode` says (graceful: CHECKPOINT first) and leave it stopped, following
+        nobody; the engine starts it again as a replica after the safepoint."""
         gen = self._gen
         fast = mode in (DemoteMode.OFFLINE, DemoteMode.GRACEFUL)
         if mode is DemoteMode.GRACEFUL and self.writable:
@@ -192,7 +193,6 @@ class Lifecycle(Commits):
             yield from self._step(self.timing.checkpoint_s, gen, Failure.STOP)
         yield from self._stop(fast, gen, Failure.STOP)
         self._following = None
-        yield from self._start(False, gen, Failure.START)
 
     def promote(self) -> Steps:
         """pg_ctl promote: a new timeline (the highest known + 1) from the end of WAL."""

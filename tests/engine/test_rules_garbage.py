@@ -244,7 +244,7 @@ UNLEASED: list[tuple[str, NodeState, ClusterView, Any, Reason, list[str]]] = [
         unleased(),
         primary(),
         Reason.NOT_LOCK_HOLDER_DEMOTE,
-        ["Demote", "DisableWatchdog", "RunCallback"],
+        ["Demote", "DisableWatchdog", "StartPostgres", "RunCallback"],
     ),
     (
         "a node without data deletes it too",

@@ -192,9 +192,10 @@ class TestCrashedPrimary:
             obs(100.7, cluster=v, postgres=stopped(in_recovery=False), peers=(peer("n2"),)),
         )
         assert d.reason is Reason.CRASH_FAILOVER_DEMOTE
-        assert d.actions[:4] == (
+        assert d.actions[:5] == (
             Demote(mode=DemoteMode.IMMEDIATE),
-            DisableWatchdog(),
+            DisableWatchdog(),  # at the safepoint: stopped, before the start
+            StartPostgres(as_primary=False),
             RunCallback(event=Callback.ON_ROLE_CHANGE, role="replica"),
             ReleaseLock(version=10),
         )
@@ -242,9 +243,10 @@ class TestSwitchover:
         assert d.reason is Reason.SWITCHOVER_CHECK
         d = self._run(fo, peers=(peer("n2"), peer("n3")))
         assert d.reason is Reason.SWITCHOVER_DEMOTE
-        assert d.actions[:4] == (
+        assert d.actions[:5] == (
             Demote(mode=DemoteMode.GRACEFUL),
-            DisableWatchdog(),
+            DisableWatchdog(),  # at the safepoint: stopped, before the start
+            StartPostgres(as_primary=False),
             RunCallback(event=Callback.ON_ROLE_CHANGE, role="replica"),
             ReleaseLock(version=10),
         )

@@ -114,7 +114,7 @@ RENEWED_DOWN: list[tuple[str, dict[str, Any], float, Any, Reason, list[str], flo
         0.0,
         (peer("n2"),),
         Reason.CRASH_FAILOVER_DEMOTE,
-        ["Demote", "DisableWatchdog", "RunCallback", "ReleaseLock"],
+        ["Demote", "DisableWatchdog", "StartPostgres", "RunCallback", "ReleaseLock"],
         99.0,
     ),
 ]

@@ -400,8 +400,13 @@ class FakePostgres:
 
     def demote(self, mode: DemoteMode) -> None:
         self._check(Failure.STOP)
-        del mode  # every mode ends as a running replica of nobody here
-        self._run_replica(None)
+        del mode  # every mode ends stopped, a replica of nobody to be, here
+        self.run, self.in_recovery, self.clean_shutdown = PgRun.STOPPED, True, True
+        self.following = None
+
+    def stop(self, immediate: bool) -> None:
+        self._check(Failure.STOP)
+        self.run, self.clean_shutdown = PgRun.STOPPED, not immediate
 
     def promote(self) -> None:
         self._check(Failure.PROMOTE)

@@ -22,6 +22,7 @@ from pgha.engine.actions import (
     ReleaseLock,
     Rewind,
     RunCallback,
+    StartPostgres,
 )
 from pgha.engine.config import DynamicConfig, WatchdogMode
 from pgha.engine.decision import Reason
@@ -330,9 +331,12 @@ def test_a_failed_lock_release_during_a_switchover_does_not_leave_the_watchdog_a
     harness.run_until(50.0)
     actions = harness.events("a", "actions")[-1].event
     assert isinstance(actions, ActionsEvent)
-    assert [type(a) for a in actions.ran] == [Demote, DisableWatchdog, RunCallback, ReleaseLock]
+    ran = [type(a) for a in actions.ran]
+    assert ran == [Demote, DisableWatchdog, StartPostgres, RunCallback, ReleaseLock]
     assert actions.failed == ReleaseLock(version=1)
     assert harness.nodes["a"].watchdog.timeout_s is None
+    assert harness.pgs["a"].run is PgRun.RUNNING  # a replica already: the start came first
+    assert harness.pgs["a"].in_recovery
     harness.cut_dcs("a")  # and the DCS stays away
     harness.run_until(100.0)
     assert harness.events("a", "watchdog_fired") == []

@@ -194,7 +194,8 @@ def test_old_primary_with_extra_writes_is_diverged_and_rewind_makes_it_a_prefix(
     c.do(c.pg["n3"].follow("n2"))
     c.write("n2", 20)
     c.heal()
-    c.do(c.pg["n1"].demote(DemoteMode.IMMEDIATE_NOLOCK))
+    c.do(c.pg["n1"].demote(DemoteMode.IMMEDIATE_NOLOCK))  # stopped: the engine starts it
+    c.do(c.pg["n1"].start(False))
     c.do(c.pg["n1"].follow("n2"))
     assert c.pg["n1"].streaming_from is None
     assert c.pg["n1"].final_ids() == [1, 10, 11, 12]
@@ -216,6 +217,9 @@ def test_graceful_demote_ships_the_shutdown_checkpoint_so_no_rewind_is_needed() 
     c.at(10.0)
     c.write("n1", 1)
     c.do(c.pg["n1"].demote(DemoteMode.GRACEFUL))
+    assert c.env.now == pytest.approx(10.0 + T.checkpoint_s + T.stop_fast_s)
+    assert not c.pg["n1"].running  # left stopped: the watchdog is disabled at this safepoint
+    c.do(c.pg["n1"].start(False))
     assert c.env.now == pytest.approx(10.0 + T.checkpoint_s + T.stop_fast_s + T.start_s)
     end = c.pg["n1"].lsn()
     assert c.pg["n2"].lsn() == end  # checkpoint and shutdown checkpoint both arrived

@@ -123,7 +123,8 @@ class PgPort:
         self._start(as_primary=as_primary, failure=Failure.START)
 
     def demote(self, mode: DemoteMode) -> None:
-        """Stop as `mode` says (graceful: CHECKPOINT first), then start as a replica of nobody."""
+        """Stop as `mode` says (graceful: CHECKPOINT first) and leave it stopped, following
+        nobody; the engine starts it again as a replica (StartPostgres) after the safepoint."""
         immediate = mode in (DemoteMode.IMMEDIATE, DemoteMode.IMMEDIATE_NOLOCK)
         if mode is DemoteMode.GRACEFUL:
             self._checkpoint()
@@ -132,7 +133,6 @@ class PgPort:
         except ctl.ControlError as error:
             raise self._failed(Failure.STOP, error) from error
         self._following, self._upstream = None, None
-        self._start(as_primary=False, failure=Failure.START)
 
     def promote(self) -> None:
         """pre_promote, then pg_promote(wait): returns once the server left recovery."""
