@@ -1,9 +1,9 @@
 # Safety rule: the compound moves are ordered so that a failure part-way leaves the node safe.
 # Taking the primary role arms the watchdog before promoting and fences `/sync` before the promotion
-# (docs/patroni-rules.md §2.3, §2.9, §2.12); demotion stops PostgreSQL first, releases the lock only
-# after the stop and disables the watchdog only after that, at the safepoint when no backend is left
-# (bug zoo 13, 14). The shell stops at the first failed action, so a failed `/sync` CAS postpones a
-# promotion.
+# (docs/patroni-rules.md §2.3, §2.9, §2.12); demotion stops PostgreSQL first and disables the
+# watchdog at that safepoint, when no backend is left, then starts it again as a replica and
+# releases the lock only after the stop (bug zoo 13, 14). The shell stops at the first failed
+# action, so a failed `/sync` CAS postpones a promotion.
 """Compound moves shared by several rules: promote, demote, and the leader's steady work."""
 
 from __future__ import annotations

@@ -71,6 +71,16 @@ def leader_key(cluster: AgentCluster) -> bytes | None:
     return bytes(kvs[0].value) if kvs else None
 
 
+def pause(cluster: AgentCluster, through: str) -> None:
+    """PATCH /config {"pause": true} through `through`; returns once every agent reports it."""
+    code, _ = http(
+        "PATCH", cluster.nodes[through].api_url + "/config", {"pause": True}, auth=REST_AUTH
+    )
+    assert code == 200
+    for node in cluster.nodes.values():
+        wait_for("pause seen", lambda node=node: node.get("/patroni")[1].get("pause"), 15)
+
+
 def softdog_fired(cluster: AgentCluster, name: str) -> bool:
     log = cluster.nodes[name].root / "softdog.jsonl"
     return log.exists() and '"fired"' in log.read_text()
@@ -173,12 +183,7 @@ def test_failsafe_mode_keeps_the_primary_while_every_member_is_reachable(workdir
 def test_pause_mode_stops_failover_and_the_watchdog(workdir: Path) -> None:
     with running_cluster(workdir) as cluster:
         primary = settled(cluster)
-        code, _ = http(
-            "PATCH", cluster.nodes[primary].api_url + "/config", {"pause": True}, auth=REST_AUTH
-        )
-        assert code == 200
-        for node in cluster.nodes.values():
-            wait_for("pause seen", lambda node=node: node.get("/patroni")[1].get("pause"), 15)
+        pause(cluster, through=primary)
         cluster.kill_agent(primary)  # PostgreSQL keeps running, unmanaged
         wait_for("the lock to expire", lambda: leader_key(cluster) is None, 10 + 2 + 4)
         others = set(cluster.nodes) - {primary}

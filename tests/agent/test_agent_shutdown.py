@@ -12,23 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from pgha.agent.etcd.session import EtcdSession, EtcdSettings
-from tests.agent.cluster import REST_AUTH, AgentCluster, http, running_cluster, wait_for
-from tests.agent.test_agent_operations import settled
+from tests.agent.cluster import running_cluster
+from tests.agent.test_agent_operations import leader_key, pause, settled
 
 pytestmark = pytest.mark.agent
 
 TTL_S, LOOP_WAIT_S = 10, 2
-
-
-def _leader_key(cluster: AgentCluster) -> str | None:
-    hosts = tuple(cluster.etcd.endpoints)
-    session = EtcdSession(EtcdSettings(hosts=hosts, scope=cluster.scope))
-    try:
-        found = session.range(f"/service/{cluster.scope}/leader".encode(), what="leader")
-    finally:
-        session.close()
-    return bytes(found.kvs[0].value).decode() if found.kvs else None
 
 
 def test_sigterm_stops_postgres_then_releases_the_key(workdir: Path) -> None:
@@ -40,7 +29,7 @@ def test_sigterm_stops_postgres_then_releases_the_key(workdir: Path) -> None:
         cluster.kill_agent(old, signal.SIGTERM)  # waits for the agent to exit
         assert node.agent.returncode == 0
         assert node.postmaster_pid() is None  # PostgreSQL stopped, not left running
-        assert _leader_key(cluster) != old  # released, not left to expire
+        assert leader_key(cluster) != old.encode()  # released, not left to expire
         history = [event["kind"] for event in node.history()]
         assert history[-1] == "agent_stop"
         new = cluster.wait_for_primary(TTL_S, not_=old)
@@ -51,13 +40,8 @@ def test_sigterm_stops_postgres_then_releases_the_key(workdir: Path) -> None:
 def test_sigterm_in_pause_leaves_postgres_and_the_key(workdir: Path) -> None:
     with running_cluster(workdir) as cluster:
         primary = settled(cluster)
-        code, _ = http(
-            "PATCH", cluster.nodes[primary].api_url + "/config", {"pause": True}, auth=REST_AUTH
-        )
-        assert code == 200
-        for node in cluster.nodes.values():
-            wait_for("pause seen", lambda node=node: node.get("/patroni")[1].get("pause"), 15)
+        pause(cluster, through=primary)
         cluster.kill_agent(primary, signal.SIGTERM)
         assert cluster.nodes[primary].postmaster_pid() is not None  # still running, unmanaged
         assert cluster.query(primary, "SELECT pg_is_in_recovery()") == [(False,)]
-        assert _leader_key(cluster) == primary  # kept: it expires after ttl on its own
+        assert leader_key(cluster) == primary.encode()  # kept: it expires after ttl on its own

@@ -117,23 +117,33 @@ GARBAGE = (
 
 
 @dataclass
-class Writer:
-    """Inserts increasing ids into the current primary; remembers the acknowledged ones."""
+class Background:
+    """A daemon thread running `_run` against the cluster until `stop()`."""
 
     cluster: AgentCluster
-    acknowledged: set[int] = field(default_factory=set)
-    attempts: int = 0
     stop_event: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.thread = threading.Thread(target=self._run, name="fuzz-writer", daemon=True)
+        name = f"fuzz-{type(self).__name__.lower()}"
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
         self.stop_event.set()
         if self.thread is not None:
             self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class Writer(Background):
+    """Inserts increasing ids into the current primary; remembers the acknowledged ones."""
+
+    acknowledged: set[int] = field(default_factory=set)
+    attempts: int = 0
 
     def _run(self) -> None:
         target: str | None = None
@@ -151,25 +161,13 @@ class Writer:
 
 
 @dataclass
-class Watcher:
+class Watcher(Background):
     """Samples the cluster every 0.2 s from another thread: the longest time without exactly one
     node answering primary, so that an effect that comes a loop after an example (a demotion, a
     halt) is measured too, not only the state right after it."""
 
-    cluster: AgentCluster
     longest_gap_s: float = 0.0
     gap_began: float | None = None
-    stop_event: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.thread = threading.Thread(target=self._run, name="fuzz-watcher", daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        if self.thread is not None:
-            self.thread.join(timeout=30)
 
     def _run(self) -> None:
         while not self.stop_event.wait(0.2):
