@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from pgha.analysis import ScenarioSource, frame_of, resolve_scenario, run_sweep
-from pgha.history import Event, encode_event, parse_event
+from pgha.history import Event, event_of
 from pgha.scenario import Scenario
 from sim.explore import check_variant as check_known_variant
 from sim.explore import simulate as simulate_variant
@@ -38,7 +38,7 @@ class EventRecorder:
         self.events: list[Event] = []
 
     def record(self, t: float, kind: str, node: str | None = None, **fields: Any) -> None:
-        self.events.append(parse_event(encode_event(t, kind, node, fields)))
+        self.events.append(event_of(t, kind, node, fields))
 
 
 def check_variant(variant: str | None) -> None:

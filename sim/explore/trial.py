@@ -1,6 +1,7 @@
 # One trial: run a scenario with a given fault schedule and simulation seed, and judge it. The
-# history goes straight into the checkers through the history's own encoder and parser (never to
-# disk), so a verdict here is the verdict of `pgha sim run` on the reproducer, byte for byte.
+# history goes straight into the checkers as the events its file would give back (`event_of`: the
+# history's encoding and parsing without the text; never to disk), so a verdict here is the
+# verdict of `pgha sim run` on the reproducer, byte for byte.
 #
 # A run that crashes (the engine or the simulator raises) is a finding like a broken check: it is
 # kept, shrunk and written out with the exception, so that `pgha sim run` shows the traceback.
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pgha.checks import CheckReport, FactsCollector, run_checks
-from pgha.history import encode_event, parse_event
+from pgha.history import event_of
 from pgha.scenario import FaultSpec, Scenario
 from sim.explore.draws import schedule_for_seed
 from sim.explore.engines import simulate
@@ -43,8 +44,8 @@ class Verdict:
 
 
 class CheckingRecorder:
-    """A recorder that feeds the checkers as the run goes, through the history's own encoder
-    and parser (so they see exactly what a history file would give them), keeping nothing."""
+    """A recorder that feeds the checkers as the run goes with exactly the events a history file
+    would give them (`event_of`), keeping nothing."""
 
     def __init__(self) -> None:
         self.collector = FactsCollector()
@@ -52,7 +53,7 @@ class CheckingRecorder:
         self.last_t = 0.0
 
     def record(self, t: float, kind: str, node: str | None = None, **fields: Any) -> None:
-        event = parse_event(encode_event(t, kind, node, fields))
+        event = event_of(t, kind, node, fields)
         self.collector.feed(event)
         self.count += 1
         self.last_t = event.t

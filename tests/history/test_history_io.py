@@ -17,6 +17,7 @@ from pgha.history import (
     HistoryError,
     HistoryWriter,
     encode_event,
+    event_of,
     iter_history,
     parse_event,
     read_history,
@@ -129,25 +130,63 @@ def _reference(t: float, kind: str, node: str | None, fields: dict[str, object])
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-@pytest.mark.parametrize(
-    "fields",
-    [
-        {},
-        {"op": "write", "id": 12345, "target": "haproxy"},
-        {"a": 0.1 + 0.2, "b": -0.0, "c": 1e-7, "d": 123456789.1234567, "e": 1e300, "f": 5e-324},
-        {"s": 'quo"te\\ slash\n\t\u0001 caf\u00e9 \u2603 \U0001f600', "empty": ""},
-        {"yes": True, "no": False, "none": None, "big": 10**40, "neg": -7},
-        {"c": Color.RED, "lvl": Level.HIGH, "tag": Tag("x"), "sec": Seconds(1.23456789)},
-        {"nested": {"z": [1.0000004, {"k": (2, "v")}], "a": {3, 1, 2}}, "ids": [3, 1, 2]},
-        {"m": {1: 2.5, "b": None}, "fs": frozenset({"b", "a"}), "tu": ()},
-        {"Zeta": 1, "alpha": 2, "_under": 3, "n0de": 4, "s\u00e9": 5, "kind_": 6},
-    ],
-)
-@pytest.mark.parametrize(("t", "node"), [(0, None), (1.23456789, "n1"), (7.0000005, Tag("c1"))])
+FIELDS = [
+    {},
+    {"op": "write", "id": 12345, "target": "haproxy"},
+    {"a": 0.1 + 0.2, "b": -0.0, "c": 1e-7, "d": 123456789.1234567, "e": 1e300, "f": 5e-324},
+    {"s": 'quo"te\\ slash\n\t\u0001 caf\u00e9 \u2603 \U0001f600', "empty": ""},
+    {"yes": True, "no": False, "none": None, "big": 10**40, "neg": -7},
+    {"c": Color.RED, "lvl": Level.HIGH, "tag": Tag("x"), "sec": Seconds(1.23456789)},
+    {"nested": {"z": [1.0000004, {"k": (2, "v")}], "a": {3, 1, 2}}, "ids": [3, 1, 2]},
+    {"m": {1: 2.5, "b": None}, "fs": frozenset({"b", "a"}), "tu": ()},
+    {"Zeta": 1, "alpha": 2, "_under": 3, "n0de": 4, "s\u00e9": 5, "kind_": 6},
+]
+TIMES_AND_NODES = [(0, None), (1.23456789, "n1"), (7.0000005, Tag("c1"))]
+
+
+@pytest.mark.parametrize("fields", FIELDS)
+@pytest.mark.parametrize(("t", "node"), TIMES_AND_NODES)
 def test_lines_are_exactly_what_json_writes(
     fields: dict[str, object], t: float, node: str | None
 ) -> None:
     assert encode_event(t, "some_kind", node, fields) == _reference(t, "some_kind", node, fields)
+
+
+def _same(made: Event, parsed: Event) -> None:
+    # Equal, with the same types (ints stay ints, arrays are lists) and the same key order.
+    assert made == parsed
+    assert repr(made) == repr(parsed)
+    assert list(made.fields) == list(parsed.fields)
+    assert (type(made.kind), type(made.node)) == (type(parsed.kind), type(parsed.node))
+
+
+@pytest.mark.parametrize("fields", FIELDS)
+@pytest.mark.parametrize(("t", "node"), TIMES_AND_NODES)
+def test_event_of_is_the_round_trip_without_the_text(
+    fields: dict[str, object], t: float, node: str | None
+) -> None:
+    line = encode_event(t, "some_kind", node, fields)
+    _same(event_of(t, "some_kind", node, fields), parse_event(line))
+
+
+@pytest.mark.parametrize(
+    ("t", "kind", "fields"),
+    [
+        (math.nan, "k", {}),
+        (1.0, "", {}),
+        (1.0, "k", {"t": 1}),
+        (1.0, "k", {"x": math.inf}),
+        (1.0, "k", {"x": [1, math.nan]}),
+        (1.0, "k", {"x": object()}),
+    ],
+)
+def test_event_of_refuses_what_encoding_refuses(
+    t: float, kind: str, fields: dict[str, object]
+) -> None:
+    with pytest.raises(HistoryError):
+        encode_event(t, kind, None, fields)
+    with pytest.raises(HistoryError):
+        event_of(t, kind, None, fields)
 
 
 def test_floats_are_rounded_exactly_as_json_writes_them() -> None:
@@ -160,9 +199,9 @@ def test_floats_are_rounded_exactly_as_json_writes_them() -> None:
         values += [magnitude * rng.choice((1, -1)), round(magnitude, rng.randrange(12)) + 5e-7]
     for value in values:
         fields = {"v": value}
-        assert encode_event(abs(value), "x", None, fields) == _reference(
-            abs(value), "x", None, fields
-        )
+        line = encode_event(abs(value), "x", None, fields)
+        assert line == _reference(abs(value), "x", None, fields)
+        assert event_of(abs(value), "x", None, fields) == parse_event(line)
 
 
 def test_time_must_not_decrease_after_rounding() -> None:
