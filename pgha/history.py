@@ -300,39 +300,66 @@ def event_of(t: float, kind: str, node: str | None, fields: Mapping[str, Any]) -
     """The Event `parse_event(encode_event(t, kind, node, fields))` gives, without the text: for a
     consumer in the same process (the explorer's checkers), equal field for field and in the same
     key order, and refused with the same HistoryError. tests/history pins it to the round trip."""
-    has_node = node is not None
-    if not _LAYOUTS.get((has_node, tuple(fields))):
-        _new_layout(tuple(fields), has_node)  # the same checks of the field names
-    if not isinstance(kind, str) or not kind:
-        raise HistoryError(f"event kind must be a non-empty string, got {kind!r}")
+    names = tuple(fields)
+    order = _ORDERS.get(names) or _new_order(names)
+    if type(kind) is not str or not kind:
+        kind = _checked_kind(kind)
     seconds = t if type(t) is float and math.isfinite(t) else _check_time(t)
     try:
-        values = {name: _value(fields[name]) for name in sorted(fields)}
-        kind, node = _value(kind), None if node is None else _value(node)  # str subclasses
-        return _make_event(_rounded(seconds), kind, node, MappingProxyType(values), 0)
+        values = {name: _VALUE.get(type(v := fields[name]), _other_value)(v) for name in order}
+        if node is not None and type(node) is not str:
+            node = _other_value(node)
+        return _make_event(round(seconds, TIME_DECIMALS), kind, node, MappingProxyType(values), 0)
     except (TypeError, ValueError) as exc:
         raise HistoryError(f"event {kind!r} at t={t}: {exc}") from exc
 
 
-def _rounded(value: float) -> float:
+# field names -> the same names sorted (the order a parsed line gives them), checked once
+_ORDERS: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _new_order(names: tuple[str, ...]) -> tuple[str, ...]:
+    _new_layout(names, False)  # the same checks of the field names as encoding
+    order = _ORDERS[names] = tuple(sorted(names))
+    return order
+
+
+def _checked_kind(kind: object) -> str:
+    if not isinstance(kind, str) or not kind:
+        raise HistoryError(f"event kind must be a non-empty string, got {kind!r}")
+    return str(_other_value(kind))  # a str subclass, as the text gives it back
+
+
+def _float_value(value: float) -> float:
     # What `_float_text` writes, read back: the float rounded to the microsecond.
     if not math.isfinite(value):
         raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
     return round(value, TIME_DECIMALS)
 
 
-def _value(value: Any) -> Any:
-    """A field's value as JSON would give it back: `_normalize`, then lists for every array."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return value
-    if kind is float:
-        return _rounded(value)
-    if kind is list or kind is tuple:
-        return [_value(item) for item in value]
+def _list_value(value: list[Any] | tuple[Any, ...]) -> list[Any]:
+    return [_VALUE.get(type(item), _other_value)(item) for item in value]
+
+
+def _other_value(value: Any) -> Any:
+    # The rare values (mappings, sets, enums, subclasses): through the reference encoder and back.
     return _from_json(_ENCODER.encode(_normalize(value)))
 
 
+def _same_value(value: Any) -> Any:
+    return value
+
+
+# a field's value as JSON gives it back, by its type: `_normalize`, then a list for every array
+_VALUE: dict[type, Callable[[Any], Any]] = {
+    str: _same_value,
+    int: _same_value,
+    bool: _same_value,
+    type(None): _same_value,
+    float: _float_value,
+    list: _list_value,
+    tuple: _list_value,
+}
 _from_json = json.JSONDecoder().decode  # the rare values (mappings, sets, enums): the reference
 
 
