@@ -79,6 +79,18 @@ def pause(cluster: AgentCluster, through: str) -> None:
     assert code == 200
     for node in cluster.nodes.values():
         wait_for("pause seen", lambda node=node: node.get("/patroni")[1].get("pause"), 15)
+    # /patroni reports the pause once decided; the primary disarms its watchdog as that cycle's
+    # first action, an instant later.
+    primary = cluster.primary()
+    if primary is not None:
+        wait_for("the primary's watchdog disarmed", lambda: watchdog_disarmed(cluster, primary), 5)
+
+
+def watchdog_disarmed(cluster: AgentCluster, name: str) -> bool:
+    """The node's softdog was closed with the magic character last (not armed now)."""
+    log = cluster.nodes[name].root / "softdog.jsonl"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return bool(lines) and '"magic_close"' in lines[-1]
 
 
 def softdog_fired(cluster: AgentCluster, name: str) -> bool:

@@ -246,12 +246,16 @@ def test_a_refused_pre_promote_keeps_the_replica(pgs: PgCluster) -> None:
     "mode",
     [DemoteMode.GRACEFUL, DemoteMode.OFFLINE, DemoteMode.IMMEDIATE, DemoteMode.IMMEDIATE_NOLOCK],
 )
-def test_demote_restarts_as_a_replica_of_nobody(pgs: PgCluster, mode: DemoteMode) -> None:
+def test_demote_stops_and_the_start_after_it_is_a_replica_of_nobody(
+    pgs: PgCluster, mode: DemoteMode
+) -> None:
     pg1 = _primary(pgs)
     pg1_sysid = pg1.state().sysid
     lsn = _write(pgs, "pg1", "before demotion")
 
     pg1.demote(mode)
+    assert pg1.state().run is PgRun.STOPPED  # the safepoint: the engine disarms the watchdog
+    pg1.start(as_primary=False)
     demoted = pg1.state()
 
     assert (demoted.run, demoted.in_recovery, demoted.following) == (PgRun.RUNNING, True, None)
@@ -268,6 +272,7 @@ def test_demoted_primary_repromotes_and_its_replica_follows_the_new_timeline(
     pg1, pg2 = _with_replica(pgs)
 
     pg1.demote(DemoteMode.GRACEFUL)
+    pg1.start(as_primary=False)
     pg1.promote()
     lsn = _write(pgs, "pg1", "timeline 2")
 
