@@ -27,6 +27,7 @@ from typing import Any
 from chaos.configs import ETCD_CLIENT_PORT, NAMESPACE, SCOPE
 from chaos.nemesis_ops import ActionError, RestAnswer
 from chaos.nemesis_world import NemesisWorld
+from pgha.engine.config import diff_patch
 from pgha.faults import Applied, ConfigChange, Document, Firing, config_ask
 from pgha.operator_history import (
     ACCEPTED,
@@ -76,7 +77,7 @@ def send_config(n: NemesisWorld, change: ConfigChange, restore: bool) -> None:
             continue
         document = _json(current.body) if current.status == 200 else None
         stored = document if isinstance(document, dict) else {}
-        patch = reverse_patch(stored, change.previous or {}) if restore else change.patch
+        patch = diff_patch(stored, change.previous or {}) if restore else change.patch
         answer = n.ops.rest_answer(node, "/config", patch, method="PATCH")
         timed_out = timed_out or answer.timed_out
         if answer.status is None:
@@ -133,20 +134,6 @@ def operator_result(status: int | None, body: bytes, timed_out: bool) -> tuple[s
     if status == 503 and "failed" in text:
         return outcome, "not_done"  # written, then dropped with the leader unchanged
     return outcome, f"http_{status}"
-
-
-def reverse_patch(current: Document, wanted: Document) -> Document:
-    """The merge patch that turns `current` into `wanted` (RFC 7386: null deletes a key)."""
-    patch: Document = {key: None for key in current if key not in wanted}
-    for key, value in wanted.items():
-        now = current.get(key)
-        if isinstance(value, dict) and isinstance(now, dict):
-            inner = reverse_patch(now, value)
-            if inner:
-                patch[key] = inner
-        elif key not in current or now != value:
-            patch[key] = value
-    return patch
 
 
 def _json(body: bytes) -> Any:

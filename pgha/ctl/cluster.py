@@ -27,7 +27,6 @@ from pgha.ctl.config import (
     EditResult,
     apply_plan,
     config_diff,
-    diff_patch,
     load_document,
     pg_patch,
     set_patch,
@@ -42,7 +41,7 @@ from pgha.ctl.render import (
     yaml_text,
 )
 from pgha.ctl.rest import RestClient
-from pgha.engine.config import merge_patch
+from pgha.engine.config import diff_patch, merge_patch
 
 POLL_S = 0.5
 

@@ -129,20 +129,6 @@ def load_document(text: str, source: str) -> dict[str, Any]:
     return document
 
 
-def diff_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """The merge patch that turns `old` into `new` (how an editor session becomes a plan)."""
-    patch: dict[str, Any] = {key: None for key in old if key not in new}
-    for key, value in new.items():
-        before = old.get(key)
-        if isinstance(before, dict) and isinstance(value, dict):
-            inner = diff_patch(before, value)
-            if inner:
-                patch[key] = inner
-        elif key not in old or before != value:
-            patch[key] = value
-    return patch
-
-
 def apply_plan(raw: Mapping[str, Any], plan: EditPlan) -> dict[str, Any]:
     """The configuration after `plan` (`raw` is not changed)."""
     result: Any = copy.deepcopy(dict(raw if plan.replacement is None else plan.replacement))

@@ -19,7 +19,6 @@ from pgha.ctl.config import (
     apply_plan,
     check_config,
     config_diff,
-    diff_patch,
     load_document,
     parse_value,
     pg_patch,
@@ -27,6 +26,7 @@ from pgha.ctl.config import (
     store_config,
 )
 from pgha.ctl.rest import answer_of
+from pgha.engine.config import diff_patch
 
 # ---------------------------------------------------------------- edit-config
 

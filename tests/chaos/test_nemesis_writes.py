@@ -9,38 +9,12 @@ import base64
 import json
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from chaos.nemesis_writes import EtcdGateway, KeyValue, config_result, reverse_patch
-from pgha.engine.config import merge_patch
+from chaos.nemesis_writes import EtcdGateway, KeyValue, config_result
 from tests.agent.conftest import free_port
 from tests.agent.etcd_cluster import EtcdCluster
-
-
-@pytest.mark.parametrize(
-    ("current", "wanted"),
-    [
-        ({"ttl": 20, "loop_wait": 5}, {"ttl": 30}),
-        ({}, {"ttl": 30, "watchdog": {"mode": "off"}}),
-        (
-            {"postgresql": {"parameters": {"a": 1, "b": 2}}},
-            {"postgresql": {"parameters": {"a": 1}}},
-        ),
-        ({"a": {"b": 1}}, {"a": 5}),
-        ({"a": 5}, {"a": {"b": 1}}),
-        ({"a": [1, 2]}, {"a": [1]}),
-        ({"ttl": 30}, {"ttl": 30}),
-    ],
-)
-def test_the_reverse_patch_turns_the_current_document_into_the_wanted_one(
-    current: dict[str, Any], wanted: dict[str, Any]
-) -> None:
-    patch = reverse_patch(current, wanted)
-    assert merge_patch(current, patch) == wanted
-    if current == wanted:
-        assert patch == {}
 
 
 @pytest.mark.parametrize(

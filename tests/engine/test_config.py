@@ -20,6 +20,7 @@ from pgha.engine.config import (
     SyncMode,
     WatchdogMode,
     adjust_timeouts,
+    diff_patch,
     merge_patch,
     parse_dynamic_config,
     shown,
@@ -292,3 +293,28 @@ def test_merge_patch_is_rfc_7386(target: object, patch: object, merged: object) 
     before = repr(target)
     assert merge_patch(target, patch) == merged
     assert repr(target) == before  # the target is never changed in place
+
+
+@pytest.mark.parametrize(
+    ("current", "wanted"),
+    [  # the pgha ctl editor and the nemesis undo use it: the inverse of merge_patch
+        ({"ttl": 20, "loop_wait": 5}, {"ttl": 30}),
+        ({}, {"ttl": 30, "watchdog": {"mode": "off"}}),
+        (
+            {"postgresql": {"parameters": {"a": 1, "b": 2}}},
+            {"postgresql": {"parameters": {"a": 1}}},
+        ),
+        ({"a": {"b": 1}}, {"a": 5}),
+        ({"a": 5}, {"a": {"b": 1}}),
+        ({"a": [1, 2]}, {"a": [1]}),
+        ({"ttl": 30}, {"ttl": 30}),
+        ({"watchdog": {"mode": "off"}, "ttl": 20}, {"watchdog": {"mode": "off"}, "ttl": 30}),
+    ],
+)
+def test_diff_patch_turns_the_old_document_into_the_new_one(
+    current: dict[str, object], wanted: dict[str, object]
+) -> None:
+    patch = diff_patch(current, wanted)
+    assert merge_patch(current, patch) == wanted
+    if current == wanted:
+        assert patch == {}
