@@ -123,13 +123,17 @@ _TEXT: dict[type, Callable[[Any], str]] = {
 }
 
 
-def _new_layout(names: tuple[str, ...], has_node: bool) -> _Layout:
-    """The template of events with these field names, and the getter that orders their texts."""
+def _check_names(names: tuple[str, ...]) -> None:
     if RESERVED_KEYS.intersection(names):
         clash = sorted(RESERVED_KEYS.intersection(names))
         raise HistoryError(f"field names {clash} are reserved for the event itself")
     if not all(type(name) is str for name in names):
         raise HistoryError(f"field names must be strings, got {names!r}")
+
+
+def _new_layout(names: tuple[str, ...], has_node: bool) -> _Layout:
+    """The template of events with these field names, and the getter that orders their texts."""
+    _check_names(names)
     keys = [*names, "t", "kind", *(["node"] if has_node else [])]  # the order texts are made in
     order = sorted(range(len(keys)), key=keys.__getitem__)
     pairs = (encode_basestring_ascii(keys[i]).replace("%", "%%") + ":%s" for i in order)
@@ -319,7 +323,7 @@ _ORDERS: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 def _new_order(names: tuple[str, ...]) -> tuple[str, ...]:
-    _new_layout(names, False)  # the same checks of the field names as encoding
+    _check_names(names)  # the same checks of the field names as encoding
     order = _ORDERS[names] = tuple(sorted(names))
     return order
 
