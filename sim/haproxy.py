@@ -14,7 +14,7 @@ from typing import Any
 import simpy
 
 from sim.net import Network
-from sim.world import World
+from sim.world import SimEnvironment, World
 
 Probe = Callable[[str], Generator[Any, Any, bool]]
 
@@ -45,7 +45,7 @@ class SimHAProxy:
     ) -> None:
         self.world = world
         self.phase_s = phase_s
-        self.env: simpy.Environment = world.env
+        self.env: SimEnvironment = world.env
         self.net = net
         self.name = name
         self.backends = list(backends)
@@ -105,8 +105,9 @@ class SimHAProxy:
             began = float(self.env.now)
             ok = yield from self._check(backend)
             self._account(backend, ok)
-            wait = began + self.interval_s - self.env.now
-            yield self.env.timeout(max(wait, 0.0))
+            wait = max(began + self.interval_s - self.env.now, 0.0)
+            if not self.env.skip(wait):
+                yield self.env.timeout(wait)
 
     def _check(self, backend: str) -> Generator[Any, Any, bool]:
         # The probe runs inline (no process per check): wire it with a network timeout of

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import networkx as nx
 import simpy
 
-from sim.world import World
+from sim.world import SimEnvironment, World
 
 Z99 = 2.3263478740408408  # the standard normal's 99th percentile
 NV_MAGICCONST = 4 * math.exp(-0.5) / math.sqrt(2.0)  # as random.normalvariate's
@@ -47,7 +47,7 @@ class Network:
 
     def __init__(self, world: World, latency: Latency) -> None:
         self.world = world
-        self.env: simpy.Environment = world.env
+        self.env: SimEnvironment = world.env
         self.graph: nx.Graph = nx.Graph()
         self.default_latency = latency
         self.inter_dc_latency: Latency | None = None
@@ -218,7 +218,7 @@ class Network:
         there = self.delay(src, dst)
         if there is None or there > timeout_s:
             yield from self._give_up(deadline, src, dst)
-        if there:
+        if there and not env.skip(there):
             yield env.timeout(there)
         if dst in self._paused:
             yield from self.wait_resumed(dst, deadline)
@@ -253,7 +253,7 @@ class Network:
         back = self.delay(dst, src)
         if back is None or self.env.now + back > deadline:
             yield from self._give_up(deadline, src, dst)
-        if back:
+        if back and not self.env.skip(back):
             yield self.env.timeout(back)
 
     def _give_up(self, deadline: float, src: str, dst: str) -> Generator[simpy.Event, Any, None]:

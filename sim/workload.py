@@ -20,7 +20,7 @@ import simpy
 from sim.haproxy import SimHAProxy
 from sim.net import Network
 from sim.postgres import SimPostgres, WriteRejected, WriteUnknown
-from sim.world import World
+from sim.world import SimEnvironment, World
 
 # WriteUnknown reasons as the client reports them.
 _UNKNOWN_ERRORS = {"timeout": "timeout", "aborted": "connection_reset"}
@@ -67,7 +67,7 @@ class Workload:
         if via == "haproxy" and haproxy is None:
             raise ValueError("via haproxy needs a SimHAProxy")
         self.world = world
-        self.env: simpy.Environment = world.env
+        self.env: SimEnvironment = world.env
         self.net = net
         self.rate_per_s = rate_per_s
         self.via = via
@@ -100,7 +100,7 @@ class Workload:
         due = env.now + interval * index / len(self.clients)
         while due < until_s:
             now = env.now
-            if due > now:
+            if due > now and not env.skip(due - now):
                 yield env.timeout(due - now)
             began = float(env.now)
             write_id, deadline = self._invoke(client, target)
@@ -140,25 +140,29 @@ class Workload:
     # per-write hot path). A lost or late message ends the write at the client's deadline.
 
     def _direct(self, client: str, node: str, write_id: int, deadline: float) -> Steps:
+        env = self.env
         arrival = self._travel(((client, node),), deadline)
         if arrival is None:
-            yield self._expire(deadline)
+            yield env.timeout(self._until(deadline))
             return _UNREACHABLE
-        yield arrival
+        if not env.skip(arrival):
+            yield env.timeout(arrival)
         outcome = yield from self._execute(node, write_id, deadline, None)
         wait, outcome = self._answer(outcome, ((node, client),), deadline)
-        if wait is not None:
-            yield wait
+        if wait is not None and not env.skip(wait):
+            yield env.timeout(wait)
         return outcome
 
     def _through_haproxy(
         self, hap: SimHAProxy, client: str, write_id: int, deadline: float
     ) -> Steps:
+        env = self.env
         arrival = self._travel(((client, hap.name),), deadline)
         if arrival is None:
-            yield self._expire(deadline)
+            yield env.timeout(self._until(deadline))
             return _UNREACHABLE
-        yield arrival
+        if not env.skip(arrival):
+            yield env.timeout(arrival)
         backend = hap.route()
         hops: tuple[tuple[str, str], ...] = ((hap.name, client),)
         if backend is None:
@@ -168,20 +172,22 @@ class Workload:
             if outcome.error not in _FROM_HAPROXY:
                 hops = ((backend, hap.name), *hops)
         wait, outcome = self._answer(outcome, hops, deadline)
-        if wait is not None:
-            yield wait
+        if wait is not None and not env.skip(wait):
+            yield env.timeout(wait)
         if outcome.kind == "ok" and backend is not None and hap.epoch(backend) != outcome.epoch:
             return WriteResult("info", "connection_reset", backend)
         return outcome
 
     def _backend(self, hap: SimHAProxy, backend: str, write_id: int, deadline: float) -> Steps:
         # HAProxy forwards the session to `backend`; `on-marked-down shutdown-sessions` cuts it.
+        env = self.env
         epoch = hap.epoch(backend)
         arrival = self._travel(((hap.name, backend),), deadline)
         if arrival is None:
-            yield self._expire(deadline)
+            yield env.timeout(self._until(deadline))
             return _UNREACHABLE
-        yield arrival
+        if not env.skip(arrival):
+            yield env.timeout(arrival)
         if hap.epoch(backend) != epoch:  # cut before the query reached the server
             return WriteResult("fail", "connection_reset", backend)
         return (yield from self._execute(backend, write_id, deadline, hap.killed(backend), epoch))
@@ -204,21 +210,21 @@ class Workload:
 
     # ------------------------------------------------------------ network hops
 
-    def _travel(self, hops: tuple[tuple[str, str], ...], deadline: float) -> Any | None:
-        """The timeout after which a message sent now along `hops` arrives (None: lost or late)."""
-        total, delay, env = 0.0, self.net.delay, self.env
+    def _travel(self, hops: tuple[tuple[str, str], ...], deadline: float) -> float | None:
+        """How long a message sent now along `hops` takes to arrive (None: lost or late)."""
+        total, delay = 0.0, self.net.delay
         for src, dst in hops:
             hop = delay(src, dst)
             if hop is None:
                 return None
             total += hop
-        if env.now + total > deadline:
+        if self.env.now + total > deadline:
             return None
-        return env.timeout(total)
+        return total
 
     def _answer(
         self, outcome: WriteResult, hops: tuple[tuple[str, str], ...], deadline: float
-    ) -> tuple[Any | None, WriteResult]:
+    ) -> tuple[float | None, WriteResult]:
         # What to wait for until the client knows `outcome`: the reply's trip, or, when the reply
         # is lost, the deadline (and then only a write known not to be applied stays `fail`).
         if outcome.final or outcome is _UNREACHABLE:
@@ -229,7 +235,7 @@ class Workload:
         lost = (
             outcome if outcome.kind == "fail" else WriteResult("info", "timeout", outcome.served_by)
         )
-        return self._expire(deadline), lost
+        return self._until(deadline), lost
 
-    def _expire(self, deadline: float) -> Any:
-        return self.env.timeout(max(deadline - self.env.now, 0.0))
+    def _until(self, deadline: float) -> float:
+        return max(deadline - self.env.now, 0.0)
