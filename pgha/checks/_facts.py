@@ -80,7 +80,8 @@ class FactsCollector:
         self.partial = partial  # a run still going: no run_end and final reads yet
         self._run: Mapping[str, Any] = {}
         self._t_start: float | None = None
-        self._last: Event | None = None
+        self._last_t: float | None = None  # the last event's time and line (0: not from a file)
+        self._last_line = 0
         self._count = 0
         self._started = self._ended = False
         self._writes = Writes()
@@ -106,7 +107,7 @@ class FactsCollector:
 
     def feed(self, e: Event) -> None:
         self._count += 1
-        self._last = e
+        self._last_t, self._last_line = e.t, e.line
         if self._t_start is None:
             self._t_start = e.t
         handler = self._handlers.get(e.kind)
@@ -120,8 +121,41 @@ class FactsCollector:
         except HistoryError as error:
             raise type(error)(f"{self._where(e)}: {error}") from None
 
+    # The client's write events, typed: each call is exactly `feed` of the event that
+    # `pgha.history.event_of` makes of it, for values of these types (the explorer's recorder
+    # calls them for the simulator's own writes; tests/explore/test_event_path.py pins it).
+
+    def write_invoked(self, t: float, write_id: int, target: str) -> None:
+        """`invoke` of a write (op "write") at `t` (already rounded as events are)."""
+        self._typed(t, "invoke")
+        self._guarded(self._writes.invoke, t, write_id, target)
+
+    def write_acked(self, t: float, write_id: int, served_by: str, timeline: int | None) -> None:
+        """`ok` of a write served by `served_by` on `timeline` (None: unknown)."""
+        self._typed(t, "ok")
+        self._guarded(self._ack, t, write_id, served_by, timeline)
+
+    def write_not_ok(self, t: float, kind: str, write_id: int) -> None:
+        """`fail` or `info` (`kind`) of a write."""
+        self._typed(t, kind)
+        self._guarded(self._writes.not_ok, kind, write_id)
+
+    def _typed(self, t: float, kind: str) -> None:
+        self._count += 1
+        self._last_t, self._last_line = t, 0
+        if self._t_start is None:
+            self._t_start = t
+        if self._ended:
+            raise HistoryIntegrityError(f"{self._where()}: event {kind!r} after run_end")
+
+    def _guarded(self, method: Callable[..., object], *args: Any) -> None:
+        try:
+            method(*args)
+        except HistoryError as error:
+            raise type(error)(f"{self._where()}: {error}") from None
+
     def _where(self, e: Event | None = None) -> str:
-        line = (self._last.line if self._last else 0) if e is None else e.line
+        line = self._last_line if e is None else e.line
         if line:
             return f"{self.source}:{line}"
         return f"{self.source}: event {self._count}"
@@ -137,8 +171,9 @@ class FactsCollector:
         self._ended = True
 
     def _invoke(self, e: Event) -> None:
-        if e.fields.get("op", "write") == "write":
-            self._writes.invoke(e)
+        fields = e.fields
+        if fields.get("op", "write") == "write":
+            self._writes.invoke(e.t, _write_id(e), fields.get("target"))
 
     def _ok(self, e: Event) -> None:
         fields = e.fields
@@ -148,17 +183,20 @@ class FactsCollector:
         if type(node) is not str:
             raise bad(e, "served_by", "a string")
         timeline = fields.get("timeline")
+        if timeline is not None and type(timeline) is not int:
+            raise bad(e, "timeline", "an integer")
+        self._ack(e.t, _write_id(e), node, timeline)
+
+    def _ack(self, t: float, write_id: int, node: str, timeline: int | None) -> None:
         if timeline is None:
             timeline = self._roles.timeline(node)
-        elif type(timeline) is not int:
-            raise bad(e, "timeline", "an integer")
-        self._writes.ok(e, node, timeline)
+        self._writes.ok(t, write_id, node, timeline)
         if self._faults.measuring:
-            self._faults.ack(node, e.t)
+            self._faults.ack(node, t)
 
     def _not_ok(self, e: Event) -> None:
         if e.fields.get("op", "write") == "write":
-            self._writes.not_ok(e)
+            self._writes.not_ok(e.kind, _write_id(e))
 
     def _on_writable(self, e: Event) -> None:
         value = e.get("writable")
@@ -187,7 +225,7 @@ class FactsCollector:
         """The facts; raises `HistoryIntegrityError` for a truncated run or a missing final read."""
         self._check_complete()
         t_start = 0.0 if self._t_start is None else self._t_start
-        t_end = self._last.t if self._last is not None else 0.0
+        t_end = self._last_t if self._last_t is not None else 0.0
         self._writable.close(t_end)
         self._roles.primaries_at_once.close(t_end)
         faults, failovers = self._faults.finish()
@@ -227,6 +265,13 @@ class FactsCollector:
         if isinstance(declared, list) and declared:
             return tuple(str(n) for n in declared)
         return tuple(sorted({c.node for c in self._roles.log}))
+
+
+def _write_id(e: Event) -> int:
+    write_id = e.fields.get("id")
+    if type(write_id) is not int:
+        raise bad(e, "id", "an integer")
+    return write_id
 
 
 def _sorted_ids(ids: list[int]) -> array[int]:

@@ -16,8 +16,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
-from pgha.checks._fields import HistoryIntegrityError, bad
-from pgha.history import Event
+from pgha.checks._fields import HistoryIntegrityError
 
 _PENDING, _OK, _FAIL, _INFO = 1, 2, 3, 4
 _STATE_NAMES = {_PENDING: "invoke", _OK: "ok", _FAIL: "fail", _INFO: "info"}
@@ -148,14 +147,11 @@ class Writes:
         self._availability = _Availability()
         self._paths: dict[str, str] = {}
 
-    # The three methods below run once per client event (millions in a day's history): fields
-    # are read straight from the mapping and the id's state inline, with the same checks as
-    # `get_int` / `get_str`.
+    # The three methods below run once per client event (millions in a day's history), with
+    # values already checked by the caller (`FactsCollector`): the id's state is read inline.
 
-    def invoke(self, e: Event) -> None:
-        write_id = e.fields.get("id")
-        if type(write_id) is not int:
-            raise bad(e, "id", "an integer")
+    def invoke(self, t: float, write_id: int, target: object) -> None:
+        """Write `write_id` invoked at `t` along client path `target` (not a string: "?")."""
         states, dense = self._states, self._states.dense
         if 0 <= write_id < len(dense) and not dense[write_id]:
             dense[write_id] = _PENDING
@@ -164,41 +160,36 @@ class Writes:
             raise HistoryIntegrityError(f"write {write_id} invoked again (after its {state})")
         else:
             states.set(write_id, _PENDING)
-        path = e.fields.get("target")
-        if type(path) is not str:
-            path = "?"
+        path = target if type(target) is str else "?"
         known = self._paths.get(path)
         if known is None:
             known = self._paths[path] = path
             self._availability.tried(path)
-        self.pending[write_id] = (e.t, known)
+        self.pending[write_id] = (t, known)
         self.invoked += 1
 
-    def _outcome(self, e: Event, state: int) -> tuple[int, float, str]:
-        write_id = e.fields.get("id")
-        if type(write_id) is not int:
-            raise bad(e, "id", "an integer")
+    def _outcome(self, kind: str, write_id: int, state: int) -> tuple[float, str]:
         states, dense = self._states, self._states.dense
         if 0 <= write_id < len(dense) and dense[write_id] == _PENDING:
             dense[write_id] = state
         elif (before := states.get(write_id)) != _PENDING:
             what = "without an invoke" if not before else f"after its {_name(before)}"
-            raise HistoryIntegrityError(f"write {write_id}: {e.kind} {what}")
+            raise HistoryIntegrityError(f"write {write_id}: {kind} {what}")
         else:
             states.set(write_id, state)
-        t_invoke, path = self.pending.pop(write_id)
-        return write_id, t_invoke, path
+        return self.pending.pop(write_id)
 
-    def ok(self, e: Event, node: str, timeline: int | None) -> float:
-        """Record an acknowledgement served by `node`; returns its invoke time."""
-        write_id, t_invoke, path = self._outcome(e, _OK)
-        self.acks.add(write_id, t_invoke, e.t, node, timeline or 0)
-        self._availability.up(path, e.t)
+    def ok(self, t: float, write_id: int, node: str, timeline: int | None) -> float:
+        """Record an acknowledgement at `t` served by `node`; returns its invoke time."""
+        t_invoke, path = self._outcome("ok", write_id, _OK)
+        self.acks.add(write_id, t_invoke, t, node, timeline or 0)
+        self._availability.up(path, t)
         return t_invoke
 
-    def not_ok(self, e: Event) -> None:
-        failed = e.kind == "fail"
-        write_id, t_invoke, path = self._outcome(e, _FAIL if failed else _INFO)
+    def not_ok(self, kind: str, write_id: int) -> None:
+        """Record a `fail` or an `info` (`kind`) of `write_id`."""
+        failed = kind == "fail"
+        t_invoke, path = self._outcome(kind, write_id, _FAIL if failed else _INFO)
         if failed:
             self.failed += 1
             self.failed_ids.append(write_id)

@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pgha.checks import CheckReport, FactsCollector, run_checks
-from pgha.history import event_of
+from pgha.history import TIME_DECIMALS, event_of
 from pgha.scenario import FaultSpec, Scenario
 from sim.explore.draws import schedule_for_seed
 from sim.explore.engines import simulate
@@ -45,7 +46,12 @@ class Verdict:
 
 class CheckingRecorder:
     """A recorder that feeds the checkers as the run goes with exactly the events a history file
-    would give them (`event_of`), keeping nothing."""
+    would give them (`event_of`), keeping nothing.
+
+    The clients' writes (nearly every event of a loaded run) skip making the event: their values,
+    of the types checked here, go to the collector's typed entries, which are `feed` of that
+    event (tests/explore/test_event_path.py pins both against the file's round trip).
+    """
 
     def __init__(self) -> None:
         self.collector = FactsCollector()
@@ -53,10 +59,52 @@ class CheckingRecorder:
         self.last_t = 0.0
 
     def record(self, t: float, kind: str, node: str | None = None, **fields: Any) -> None:
+        self.count += 1
+        client = fields.get("op") == "write" and type(t) is float and type(node) is str
+        if client and math.isfinite(t) and self._write(round(t, TIME_DECIMALS), kind, fields):
+            return
         event = event_of(t, kind, node, fields)
         self.collector.feed(event)
-        self.count += 1
         self.last_t = event.t
+
+    def _write(self, t: float, kind: str, fields: dict[str, Any]) -> bool:
+        # Whether this client event went to a typed entry (False: it takes the plain path).
+        write_id = fields.get("id")
+        if type(write_id) is not int:
+            return False
+        collector = self.collector
+        if kind == "invoke" and fields.keys() == _INVOKE and type(fields["target"]) is str:
+            collector.write_invoked(t, write_id, fields["target"])
+        elif kind == "ok" and fields.keys() == _OK and _ack_values(fields):
+            collector.write_acked(t, write_id, fields["served_by"], fields["timeline"])
+        elif kind in _NOT_OK and fields.keys() <= _NOT_OK_FIELDS and _texts(fields):
+            collector.write_not_ok(t, kind, write_id)
+        else:
+            return False
+        self.last_t = t
+        return True
+
+
+_INVOKE = {"op", "id", "target"}
+_OK = {"op", "id", "served_by", "timeline", "lsn"}
+_NOT_OK = ("fail", "info")
+_NOT_OK_FIELDS = {"op", "id", "error", "served_by"}
+
+
+def _ack_values(fields: dict[str, Any]) -> bool:
+    timeline, lsn = fields["timeline"], fields["lsn"]
+    return (
+        type(fields["served_by"]) is str
+        and (timeline is None or type(timeline) is int)
+        and (lsn is None or type(lsn) is int)
+    )
+
+
+def _texts(fields: dict[str, Any]) -> bool:
+    return all(fields.get(name) is None or type(fields[name]) is str for name in _TEXTS)
+
+
+_TEXTS = ("error", "served_by")
 
 
 def outcome_of(report: CheckReport, wall_s: float) -> Verdict:
