@@ -128,31 +128,38 @@ class FactsCollector:
     def write_invoked(self, t: float, write_id: int, target: str) -> None:
         """`invoke` of a write (op "write") at `t` (already rounded as events are)."""
         self._typed(t, "invoke")
-        self._guarded(self._writes.invoke, t, write_id, target)
+        try:
+            self._writes.invoke(t, write_id, target)
+        except HistoryError as error:
+            raise self._located(error) from None
 
     def write_acked(self, t: float, write_id: int, served_by: str, timeline: int | None) -> None:
         """`ok` of a write served by `served_by` on `timeline` (None: unknown)."""
         self._typed(t, "ok")
-        self._guarded(self._ack, t, write_id, served_by, timeline)
+        try:
+            self._ack(t, write_id, served_by, timeline)
+        except HistoryError as error:
+            raise self._located(error) from None
 
     def write_not_ok(self, t: float, kind: str, write_id: int) -> None:
         """`fail` or `info` (`kind`) of a write."""
         self._typed(t, kind)
-        self._guarded(self._writes.not_ok, kind, write_id)
+        try:
+            self._writes.not_ok(kind, write_id)
+        except HistoryError as error:
+            raise self._located(error) from None
 
     def _typed(self, t: float, kind: str) -> None:
         self._count += 1
-        self._last_t, self._last_line = t, 0
+        self._last_t = t
+        self._last_line = 0
         if self._t_start is None:
             self._t_start = t
         if self._ended:
             raise HistoryIntegrityError(f"{self._where()}: event {kind!r} after run_end")
 
-    def _guarded(self, method: Callable[..., object], *args: Any) -> None:
-        try:
-            method(*args)
-        except HistoryError as error:
-            raise type(error)(f"{self._where()}: {error}") from None
+    def _located(self, error: HistoryError) -> HistoryError:
+        return type(error)(f"{self._where()}: {error}")
 
     def _where(self, e: Event | None = None) -> str:
         line = self._last_line if e is None else e.line

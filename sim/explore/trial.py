@@ -60,34 +60,52 @@ class CheckingRecorder:
 
     def record(self, t: float, kind: str, node: str | None = None, **fields: Any) -> None:
         self.count += 1
-        client = fields.get("op") == "write" and type(t) is float and type(node) is str
-        if client and math.isfinite(t) and self._write(round(t, TIME_DECIMALS), kind, fields):
-            return
+        typed = _TYPED.get(kind)
+        if typed is not None and type(t) is float and type(node) is str and math.isfinite(t):
+            rounded = round(t, TIME_DECIMALS)
+            if typed(self.collector, rounded, kind, fields):
+                self.last_t = rounded
+                return
         event = event_of(t, kind, node, fields)
         self.collector.feed(event)
         self.last_t = event.t
 
-    def _write(self, t: float, kind: str, fields: dict[str, Any]) -> bool:
-        # Whether this client event went to a typed entry (False: it takes the plain path).
-        write_id = fields.get("id")
-        if type(write_id) is not int:
-            return False
-        collector = self.collector
-        if kind == "invoke" and fields.keys() == _INVOKE and type(fields["target"]) is str:
-            collector.write_invoked(t, write_id, fields["target"])
-        elif kind == "ok" and fields.keys() == _OK and _ack_values(fields):
-            collector.write_acked(t, write_id, fields["served_by"], fields["timeline"])
-        elif kind in _NOT_OK and fields.keys() <= _NOT_OK_FIELDS and _texts(fields):
-            collector.write_not_ok(t, kind, write_id)
-        else:
-            return False
-        self.last_t = t
-        return True
+
+# A client write's kind -> its typed entry, called with the event's values when they are of the
+# types the entry takes (the return says whether it was called; if not, the plain path runs).
+def _invoked(collector: FactsCollector, t: float, kind: str, fields: dict[str, Any]) -> bool:
+    write_id = fields.get("id")
+    if fields.keys() != _INVOKE or fields["op"] != "write" or type(write_id) is not int:
+        return False
+    if type(target := fields["target"]) is not str:
+        return False
+    collector.write_invoked(t, write_id, target)
+    return True
 
 
+def _acked(collector: FactsCollector, t: float, kind: str, fields: dict[str, Any]) -> bool:
+    write_id = fields.get("id")
+    if fields.keys() != _OK or fields["op"] != "write" or type(write_id) is not int:
+        return False
+    if not _ack_values(fields):
+        return False
+    collector.write_acked(t, write_id, fields["served_by"], fields["timeline"])
+    return True
+
+
+def _not_ok(collector: FactsCollector, t: float, kind: str, fields: dict[str, Any]) -> bool:
+    write_id = fields.get("id")
+    if fields.get("op") != "write" or type(write_id) is not int:
+        return False
+    if not (fields.keys() <= _NOT_OK_FIELDS and _texts(fields)):
+        return False
+    collector.write_not_ok(t, kind, write_id)
+    return True
+
+
+_TYPED = {"invoke": _invoked, "ok": _acked, "fail": _not_ok, "info": _not_ok}
 _INVOKE = {"op", "id", "target"}
 _OK = {"op", "id", "served_by", "timeline", "lsn"}
-_NOT_OK = ("fail", "info")
 _NOT_OK_FIELDS = {"op", "id", "error", "served_by"}
 
 
