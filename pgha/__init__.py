@@ -5,8 +5,15 @@ next to a real PostgreSQL and etcd (``pgha agent``), in the SimPy world (:mod:`s
 Docker chaos world (:mod:`chaos`). Code shared by both worlds (histories, checkers, scenarios,
 reports) also lives in this package; ``pgha`` never imports ``sim`` or ``chaos`` except lazily from
 the CLI.
+
+Importing pgha first decides whether this process runs the optional compiled build of the hot
+modules (``pgha compile``; :mod:`pgha.compiled`): only while every source matches it.
 """
+
+from pgha.compiled import install as _install_compiled
 
 __version__ = "0.1.0"
 
 __all__ = ["__version__"]
+
+_install_compiled()

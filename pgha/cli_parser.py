@@ -91,4 +91,8 @@ PASS_THROUGH: dict[str, tuple[str, str]] = {
     ),
     "chaos": ("chaos.cli", "run scenarios against real containers (PostgreSQL, etcd, HAProxy)"),
     "notebooks": ("pgha.notebooks", "run and check the notebooks; render them to reports/*.html"),
+    "compile": (
+        "pgha.compiled.cli",
+        "build the optional mypyc-compiled simulator (--status, --clean)",
+    ),
 }

@@ -22,6 +22,8 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any, TextIO
 
+from mypy_extensions import mypyc_attr
+
 TIME_DECIMALS = 6  # the microsecond
 RESERVED_KEYS = frozenset({"t", "kind", "node"})
 
@@ -32,6 +34,7 @@ class HistoryError(ValueError):
     """A history that cannot be written or read: names the source and line where known."""
 
 
+@mypyc_attr(native_class=False)  # pgha compile: _event_maker fills its slots without __init__
 @dataclass(frozen=True, slots=True)
 class Event:
     """One history event: true time `t` (s), its `kind`, the `node` it concerns, other fields."""

@@ -8,7 +8,15 @@ what it finds and writes reproducers; `analysis` is the notebooks' `simulate` an
 streams, recorder), `clock`, `net`, `etcd` and `dcs` (the engine's DCS port), `postgres` (WAL,
 timelines, streaming and the server), `node` (one database host and its ports), `haproxy`,
 `workload`, and `faults` with `faults_ops` and `faults_world` (the fault port's simulator side).
+
+The optional compiled build (``pgha compile``) is installed here too, before any of the modules it
+replaces can be imported: :mod:`pgha.compiled` decides once per process, whichever package comes
+first.
 """
+
+from pgha.compiled import install as _install_compiled
+
+_install_compiled()
 
 __all__ = [
     "analysis",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import simpy
+from mypy_extensions import mypyc_attr
 
 from pgha.engine.actions import Action
 from pgha.engine.heartbeat import heartbeat_refusal
@@ -76,6 +77,7 @@ class Ports:
     callbacks: NodeCallbacks
 
 
+@mypyc_attr(native_class=False)  # pgha compile: delegates with __getattr__
 class NodeDcs:
     """The DCS port: the node's etcd client, plus the member key built from local state."""
 
@@ -93,6 +95,7 @@ class NodeDcs:
         return (yield from self.client.update_member(self.node.member_value(role)))
 
 
+@mypyc_attr(native_class=False)  # pgha compile: delegates with __getattr__
 class NodePostgres:
     """The PostgreSQL port over the simulated server."""
 

@@ -53,8 +53,11 @@ from pgha.scenario._model import (
 )
 from pgha.scenario._targets import Scope, Scopes, target
 
-NODE_KEYS = ("node",)
-PAUSE_KEYS = ("node", "what")
+# The key tuples are typed rather than inferred: `pgha compile` type-checks this package inside
+# the compiled modules' import cycle, where mypy cannot infer a constant that _kinds.py reads
+# through the module (parse.PAUSE_KEYS) before this module is analysed.
+NODE_KEYS: tuple[str, ...] = ("node",)
+PAUSE_KEYS: tuple[str, ...] = ("node", "what")
 PARTITION_FORMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "isolate": ("isolate",),
@@ -63,16 +66,16 @@ PARTITION_FORMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "bridge": ("a", "b", "bridge"),
     }
 )
-PARTITION_KEYS = tuple(key for keys in PARTITION_FORMS.values() for key in keys)
-CLOCK_KEYS = ("node", "offset", "drift_ppm", "jump")
-ETCD_KEYS = ("member", "action")
-LOSS_KEYS = ("targets", "rate")
-LATENCY_FAULT_KEYS = ("targets", *LATENCY_KEYS)
-SWITCHOVER_KEYS = ("leader", "candidate", "at")
-FAILOVER_KEYS = ("candidate",)
-CONFIG_FAULT_KEYS = ("patch", "node")
+PARTITION_KEYS: tuple[str, ...] = tuple(key for keys in PARTITION_FORMS.values() for key in keys)
+CLOCK_KEYS: tuple[str, ...] = ("node", "offset", "drift_ppm", "jump")
+ETCD_KEYS: tuple[str, ...] = ("member", "action")
+LOSS_KEYS: tuple[str, ...] = ("targets", "rate")
+LATENCY_FAULT_KEYS: tuple[str, ...] = ("targets", *LATENCY_KEYS)
+SWITCHOVER_KEYS: tuple[str, ...] = ("leader", "candidate", "at")
+FAILOVER_KEYS: tuple[str, ...] = ("candidate",)
+CONFIG_FAULT_KEYS: tuple[str, ...] = ("patch", "node")
 MEMBER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")  # a node name's syntax
-ETCD_PUT_KEYS = ("key", "value")
+ETCD_PUT_KEYS: tuple[str, ...] = ("key", "value")
 PATCH_TEXT = (
     "a non-empty mapping of /config keys to change, as PATCH /config sends it (null deletes a key)"
 )

@@ -15,7 +15,7 @@ from pgha.scenario._fault_params import FaultContext, at_time, end_text
 from pgha.scenario._kinds import FAULT_KINDS, KIND_SYNONYMS, KIND_WORDS, can_be_undone
 from pgha.scenario._model import FaultKind, FaultParams, FaultSpec
 
-FAULT_KEYS = ("at", "for", "label", *KIND_WORDS)
+FAULT_KEYS: tuple[str, ...] = ("at", "for", "label", *KIND_WORDS)
 
 __all__ = ["FAULT_KEYS", "KIND_SYNONYMS", "KIND_WORDS", "FaultContext", "fault", "faults"]
 

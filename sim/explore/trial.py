@@ -55,7 +55,8 @@ class CheckingRecorder:
 
     def __init__(self) -> None:
         self.collector = FactsCollector()
-        self.count = 0
+        self.count = 0  # events recorded
+        self.typed = 0  # of which through a typed entry
         self.last_t = 0.0
 
     def record(self, t: float, kind: str, node: str | None = None, **fields: Any) -> None:
@@ -64,6 +65,7 @@ class CheckingRecorder:
         if typed is not None and type(t) is float and type(node) is str and math.isfinite(t):
             rounded = round(t, TIME_DECIMALS)
             if typed(self.collector, rounded, kind, fields):
+                self.typed += 1
                 self.last_t = rounded
                 return
         event = event_of(t, kind, node, fields)

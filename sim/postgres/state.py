@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Self, TypeVar
 
 import simpy
+from mypy_extensions import mypyc_attr
 
 from pgha.engine.values import PgRun, SyncStandbyNames
 from pgha.scenario import PostgresSpec
@@ -45,6 +46,8 @@ class PgTiming:
     initdb_s: float = 2.0
 
 
+# mypyc cannot make a generic slotted dataclass a native class (its class creation fails)
+@mypyc_attr(native_class=False)
 @dataclass(slots=True)
 class Stream(Generic[_S]):
     """A live walreceiver -> walsender connection; delays are drawn once per connection."""

@@ -217,8 +217,8 @@ def test_time_must_not_decrease_after_rounding() -> None:
     ("t", "kind", "fields", "message"),
     [
         (math.nan, "x", {}, "finite number"),
-        (True, "x", {}, "finite number"),
-        ("1", "x", {}, "finite number"),
+        (math.inf, "x", {}, "finite number"),
+        (-math.inf, "x", {}, "finite number"),
         (1.0, "", {}, "non-empty string"),
         (1.0, "x", {"t": 2}, "reserved"),
         (1.0, "x", {"v": math.inf}, "Out of range"),
@@ -226,10 +226,19 @@ def test_time_must_not_decrease_after_rounding() -> None:
     ],
 )
 def test_writer_rejects_bad_events(
-    t: object, kind: str, fields: dict[str, object], message: str
+    t: float, kind: str, fields: dict[str, object], message: str
 ) -> None:
+    # Correctly typed values only: the compiled build (pgha compile) checks argument types at the
+    # call, before the writer's own checks run.
     with pytest.raises(HistoryError, match=message):
-        encode_event(t, kind, None, fields)  # type: ignore[arg-type]
+        encode_event(t, kind, None, fields)
+
+
+@pytest.mark.pure_python  # compiled, a wrongly typed argument is refused before the writer's checks
+@pytest.mark.parametrize("t", [True, "1"])
+def test_writer_rejects_a_time_that_is_not_a_number(t: object) -> None:
+    with pytest.raises(HistoryError, match="finite number"):
+        encode_event(t, "x", None, {})  # type: ignore[arg-type]
 
 
 def test_write_event_roundtrip(tmp_path: Path) -> None:

@@ -70,6 +70,7 @@ def corpus() -> Iterator[tuple[str, Scenario, int | None]]:
 CORPUS = list(corpus())
 
 
+@pytest.mark.pure_python  # patches sim.world.SimEnvironment
 @pytest.mark.parametrize(("name", "scenario", "seed"), CORPUS, ids=[c[0] for c in CORPUS])
 def test_skipping_gives_the_plain_path_history_byte_for_byte(
     name: str, scenario: Scenario, seed: int | None
