@@ -173,7 +173,7 @@ def absorb(state: NodeState, obs: Observation) -> NodeState:
     changes: dict[str, Any] = {"memo": memo, "lock_deadline_mono": _lock_deadline(state, memo, obs)}
     if obs.failure is Failure.WATCHDOG:
         changes["watchdog_timeout_s"] = None
-    if obs.failure is Failure.REWIND:
+    if obs.failure is Failure.REWIND:  # not REWIND_SOURCE: an unreachable source is no verdict
         changes["rewind_failed"] = True
     changes.update(_start_memory(obs))
     view = obs.cluster

@@ -51,7 +51,10 @@ class Failure(enum.Enum):
 
     BOOTSTRAP = "bootstrap"
     CREATE_REPLICA = "create_replica"
-    REWIND = "rewind"
+    REWIND = "rewind"  # pg_rewind failed against a source that answers: not tried again
+    # pg_rewind could not use its source (unknown, down or unreachable, before or during the run):
+    # tried again next cycle, as Patroni's Rewind.execute does ("primary became unreachable")
+    REWIND_SOURCE = "rewind_source"
     PROMOTE = "promote"  # includes a non-zero pre_promote callback
     START = "start"
     STOP = "stop"

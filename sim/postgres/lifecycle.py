@@ -1,12 +1,15 @@
 # What happens to a server: faults that act at once (kill -9, SIGSTOP and SIGCONT, a full disk,
 # a lost disk) and the lifecycle operations the agent runs (bootstrap, clone, start, stop, demote,
 # promote, follow, pg_rewind, reinit), each taking simulated time (`PgTiming`). An operation in
-# flight fails when the server crashes meanwhile, and waits while the server is paused.
+# flight fails when the server crashes meanwhile, and waits while the server is paused. A start or
+# a fast stop, once pg_ctl has signalled the postmaster, runs on in a process of its own: an agent
+# killed meanwhile does not leave the server starting or stopping for ever.
 """Fault hooks and lifecycle operations of a simulated PostgreSQL server."""
 
 from __future__ import annotations
 
-from typing import Self
+from collections.abc import Callable, Generator
+from typing import Any, Self
 
 from pgha.engine.actions import DemoteMode
 from pgha.engine.values import Failure, PgRun
@@ -154,9 +157,33 @@ class Lifecycle(Commits):
         self._run, self._crashed = PgRun.STARTING, False
         self._changed()
         recovery = 0.0 if self._clean else self.timing.crash_recovery_s
-        yield from self._step(self.timing.start_s + recovery, gen, failure)
+        yield from self._postmaster(self.timing.start_s + recovery, gen, failure, self._up)
+
+    def _up(self) -> None:
+        if self._run is not PgRun.STARTING:  # stopped meanwhile (by an agent started since)
+            return
         self._run, self._clean = PgRun.RUNNING, False
         self._changed()
+
+    def _postmaster(
+        self, seconds: float, gen: int, failure: Failure, then: Callable[[], None]
+    ) -> Steps:
+        # What the postmaster does by itself once pg_ctl has signalled it (start up, shut down):
+        # a process of its own, so an agent killed meanwhile leaves it carrying on, as a real
+        # postmaster does. The caller waits for it and fails if the server crashed meanwhile.
+        if not (yield self.env.process(self._on_its_own(seconds, gen, then))):
+            raise ActionFailed(failure, f"{self.name}: interrupted by a crash")
+
+    def _on_its_own(
+        self, seconds: float, gen: int, then: Callable[[], None]
+    ) -> Generator[Any, Any, bool]:
+        if seconds > 0:
+            yield self.env.timeout(seconds)
+        yield from self._unpaused()
+        if self._gen != gen:
+            return False
+        then()
+        return True
 
     def _stop(self, fast: bool, gen: int, failure: Failure) -> Steps:
         if self._run is PgRun.STOPPED:
@@ -173,7 +200,9 @@ class Lifecycle(Commits):
             self._append(None)  # the shutdown checkpoint, sent to standbys before walsenders exit
         self._stopping = True
         self._changed()
-        yield from self._step(self.timing.stop_fast_s, gen, failure)
+        yield from self._postmaster(self.timing.stop_fast_s, gen, failure, self._down)
+
+    def _down(self) -> None:
         self._run, self._clean, self._stopping = PgRun.STOPPED, True, False
         self._disconnect()
         self._changed()
@@ -231,20 +260,24 @@ class Lifecycle(Commits):
         self._changed()
 
     def rewind(self, source: str) -> Steps:
-        """Stop if running, pg_rewind to where `source` diverged, then start as its replica."""
+        """Stop if running, pg_rewind to where `source` diverged, then start as its replica.
+
+        A source that is down or unreachable, before pg_rewind or when it ends, fails with
+        REWIND_SOURCE (the data is as it was: the engine tries again); other failures with REWIND.
+        """
         gen = self._gen
-        self._source(source, Failure.REWIND)
+        self._source(source, Failure.REWIND_SOURCE)
         if not self._data_present or self._disk_full:
             raise ActionFailed(Failure.REWIND, f"{self.name}: no data directory or disk full")
         yield from self._stop(True, gen, Failure.REWIND)
         if not self._clean:  # single-user crash recovery first
             yield from self._step(self.timing.crash_recovery_s, gen, Failure.REWIND)
             self._clean = True
-        src = self._source(source, Failure.REWIND)
+        src = self._source(source, Failure.REWIND_SOURCE)
         diverged = wal_end(self._pieces) - wal_end(common_prefix(self._pieces, src._current()))
         seconds = self.timing.rewind_base_s + diverged / self.timing.rewind_bytes_per_s
         yield from self._step(seconds, gen, Failure.REWIND)
-        src = self._source(source, Failure.REWIND)
+        src = self._source(source, Failure.REWIND_SOURCE)
         common = common_prefix(self._pieces, src._current())
         if not common:
             raise ActionFailed(Failure.REWIND, f"{self.name}: no common history with {source}")

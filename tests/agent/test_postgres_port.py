@@ -410,6 +410,7 @@ def test_failures_map_to_the_engines_failure(pgs: PgCluster) -> None:
         "start without data": lambda: pg3.start(as_primary=False),
         "rewind without data": lambda: pg3.rewind("pg1"),
         "rewind from an unknown member": lambda: pg1.rewind("nobody"),
+        "rewind from a member that is down": lambda: pg1.rewind("pg3"),
         "promote a stopped server": lambda: pg3.promote(),
         "reinit from an unreachable source": lambda: pg1.reinit("ghost"),
     }.items():
@@ -423,7 +424,8 @@ def test_failures_map_to_the_engines_failure(pgs: PgCluster) -> None:
         "clone with no source and no method for it": Failure.CREATE_REPLICA,
         "start without data": Failure.START,
         "rewind without data": Failure.REWIND,
-        "rewind from an unknown member": Failure.REWIND,
+        "rewind from an unknown member": Failure.REWIND_SOURCE,  # tried again next cycle
+        "rewind from a member that is down": Failure.REWIND_SOURCE,
         "promote a stopped server": Failure.PROMOTE,
         "reinit from an unreachable source": Failure.CREATE_REPLICA,
     }

@@ -96,7 +96,12 @@ class TestAbsorb:
 
     @pytest.mark.parametrize(
         ("failure", "watchdog", "rewind_failed"),
-        [(Failure.WATCHDOG, None, False), (Failure.REWIND, 25.0, True), (None, 25.0, False)],
+        [
+            (Failure.WATCHDOG, None, False),
+            (Failure.REWIND, 25.0, True),
+            (Failure.REWIND_SOURCE, 25.0, False),  # the source was unreachable: no verdict
+            (None, 25.0, False),
+        ],
     )
     def test_failures_reset_what_they_broke(
         self, failure: Failure | None, watchdog: float | None, rewind_failed: bool

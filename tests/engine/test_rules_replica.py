@@ -25,6 +25,7 @@ from pgha.engine.state import Pending
 from pgha.engine.values import (
     FailoverKey,
     FailsafeHeartbeat,
+    Failure,
     HistoryEntry,
     LockResult,
     PgRun,
@@ -100,8 +101,6 @@ class TestStartAndRejoin:
         v = view(
             "n2", member_values=(member("n1"), member("n2", timeline=2)), history=HIST, config=c
         )
-        from pgha.engine.values import Failure
-
         d = run(
             state(Role.REWINDING),
             obs(cluster=v, postgres=stopped(wal_lsn=6000), failure=Failure.REWIND),
@@ -109,6 +108,27 @@ class TestStartAndRejoin:
         assert (d.reason, d.actions[0]) == (Reason.REINIT, Reinit(source="n2"))
         assert d.next_state.role is Role.CLONING
         assert not d.next_state.rewind_failed
+
+    @pytest.mark.parametrize(
+        ("failure", "now", "later", "rewind_failed"),
+        [
+            # The source was down or cut off: no verdict on pg_rewind, which runs again.
+            (Failure.REWIND_SOURCE, Reason.REWIND, Reason.REWIND, False),
+            # pg_rewind failed against a healthy leader: without remove_data_directory_on_rewind_
+            # failure only a manual reinit helps, now and on every later cycle.
+            (Failure.REWIND, Reason.NEEDS_MANUAL_REINIT, Reason.NEEDS_MANUAL_REINIT, True),
+        ],
+    )
+    def test_a_rewind_failure_is_final_only_when_the_source_answered(
+        self, failure: Failure, now: Reason, later: Reason, rewind_failed: bool
+    ) -> None:
+        v = view("n2", member_values=(member("n1"), member("n2", timeline=2)), history=HIST)
+        down = stopped(wal_lsn=6000)
+        d = run(state(Role.REWINDING), obs(cluster=v, postgres=down, failure=failure))
+        assert (d.reason, d.next_state.rewind_failed) == (now, rewind_failed)
+        again = run(d.next_state, obs(110.0, cluster=v, postgres=down))
+        assert again.reason is later
+        assert kinds(again) == (["Rewind"] if later is Reason.REWIND else [])
 
     def test_diverged_without_any_remedy_needs_manual_reinit(self) -> None:
         c = cfg(use_pg_rewind=False)

@@ -425,7 +425,7 @@ class FakePostgres:
 
     def rewind(self, source: str) -> None:
         self._check(Failure.REWIND)
-        self._copy_from(self._source(source, Failure.REWIND))
+        self._copy_from(self._source(source, Failure.REWIND_SOURCE))  # no source: try again
 
     def reinit(self, source: str) -> None:
         self._check(Failure.CREATE_REPLICA)

@@ -6,10 +6,12 @@ computed from PgTiming's fields.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator
 from typing import Any
 
 import pytest
+import simpy
 
 from pgha.engine.actions import DemoteMode
 from pgha.engine.values import Failure, PgRun, SyncStandbyNames, SyncState
@@ -236,7 +238,7 @@ def test_failures_raise_action_failed_with_the_engine_failure() -> None:
     c.pg["n1"].crash()
     with pytest.raises(ActionFailed) as rewind:
         c.do(c.pg["n2"].rewind("n1"))
-    assert rewind.value.failure is Failure.REWIND
+    assert rewind.value.failure is Failure.REWIND_SOURCE  # the source is down: try again later
     c.do(c.pg["n1"].start(True))
     c.isolate("n1")
     with pytest.raises(ActionFailed) as clone:
@@ -247,6 +249,96 @@ def test_failures_raise_action_failed_with_the_engine_failure() -> None:
     with pytest.raises(ActionFailed) as start:
         c.do(c.pg["n2"].start(False))
     assert start.value.failure is Failure.START
+
+
+def _diverged_old_primary(c: Cluster) -> None:
+    # n1 acknowledges a write alone while cut off, n2 promotes: n1 must be rewound from n2.
+    c.build()
+    c.at(10.0)
+    c.isolate("n1")
+    c.write("n1", 10)
+    c.do(c.pg["n2"].promote())
+    c.do(c.pg["n1"].demote(DemoteMode.IMMEDIATE_NOLOCK))
+
+
+def _source_cut_off_during_the_rewind(c: Cluster) -> None:
+    c.heal()
+    c.env.process(_cut_n2_after(c, T.stop_fast_s + T.rewind_base_s / 2))
+
+
+def _cut_n2_after(c: Cluster, seconds: float) -> Generator[Any, Any, None]:
+    yield c.env.timeout(seconds)
+    c.isolate("n2", fault_id=2)
+
+
+@pytest.mark.parametrize(
+    ("situation", "failure"),
+    [
+        ("source cut off", Failure.REWIND_SOURCE),
+        ("source down", Failure.REWIND_SOURCE),
+        ("source cut off during the run", Failure.REWIND_SOURCE),
+        ("no common history", Failure.REWIND),
+    ],
+)
+def test_rewind_failures_say_whether_the_source_was_to_blame(
+    situation: str, failure: Failure
+) -> None:
+    # Patroni's Rewind.execute: a leader that cannot be reached is no verdict on pg_rewind (it is
+    # tried again); a pg_rewind that fails against a healthy leader is final.
+    c = Cluster()
+    _diverged_old_primary(c)
+    setup = {
+        "source cut off": lambda: None,
+        "source down": lambda: (c.heal(), c.pg["n2"].crash()),
+        "source cut off during the run": lambda: _source_cut_off_during_the_rewind(c),
+        "no common history": lambda: (c.heal(), c.pg["n2"].wipe(), c.do(c.pg["n2"].bootstrap())),
+    }
+    setup[situation]()
+    with pytest.raises(ActionFailed) as failed:
+        c.do(c.pg["n1"].rewind("n2"))
+    assert failed.value.failure is failure
+    assert c.pg["n1"].final_ids()[-1] == 10  # the data is untouched: a later rewind can run
+
+
+def _killed_after(c: Cluster, steps: Generator[Any, Any, Any], seconds: float) -> None:
+    # Run `steps` as an agent's action; the agent is killed `seconds` into it.
+    def agent() -> Generator[Any, Any, None]:
+        with contextlib.suppress(simpy.Interrupt):
+            yield from steps
+
+    process = c.env.process(agent())
+    c.at(c.env.now + seconds)
+    process.interrupt()
+
+
+@pytest.mark.parametrize(("operation", "run"), [("start", PgRun.RUNNING), ("stop", PgRun.STOPPED)])
+def test_the_postmaster_carries_on_when_the_agent_that_signalled_it_dies(
+    operation: str, run: PgRun
+) -> None:
+    c = Cluster()
+    c.build()
+    c.at(10.0)
+    pg = c.pg["n2"]
+    if operation == "start":
+        c.do(pg.stop(immediate=False))
+    began = float(c.env.now)
+    took = T.start_s if operation == "start" else T.stop_fast_s
+    _killed_after(c, pg.start(False) if operation == "start" else pg.stop(False), took / 2)
+    c.at(began + took)
+    assert pg.state().run is run
+    assert pg.state().clean_shutdown is (operation == "stop")
+
+
+def test_a_stop_while_an_orphaned_start_runs_leaves_the_server_stopped() -> None:
+    c = Cluster()
+    c.build()
+    c.at(10.0)
+    pg = c.pg["n2"]
+    c.do(pg.stop(immediate=True))  # unclean: the next start takes crash recovery too
+    _killed_after(c, pg.start(False), 0.1)
+    c.do(pg.stop(immediate=False))  # the next agent stops it before the start is over
+    c.at(10.0 + T.start_s + T.crash_recovery_s + 1.0)
+    assert pg.state().run is PgRun.STOPPED
 
 
 def test_crash_recovery_lengthens_the_next_start() -> None:

@@ -161,10 +161,15 @@ class PgPort:
             raise self._failed(None, error) from error
 
     def rewind(self, source: str) -> None:
-        """Stop, pg_rewind from `source`, then start as its replica."""
+        """Stop, pg_rewind from `source`, then start as its replica.
+
+        A source that does not answer, before pg_rewind or after it failed, is REWIND_SOURCE (the
+        engine tries again, as Patroni's Rewind.execute does); a failure against a source that
+        answers is REWIND.
+        """
         target = self._resolve(source)
-        if target is None:
-            raise ActionFailed(Failure.REWIND, f"no connection URL known for {source}")
+        if target is None or not self._answers(target):
+            raise ActionFailed(Failure.REWIND_SOURCE, f"rewind source {source} is not reachable")
         if not clone.data_present(self._s):
             raise ActionFailed(Failure.REWIND, "no data directory")
         try:
@@ -173,7 +178,8 @@ class PgPort:
             self._following, self._upstream = source, target
             self._write_conf(standby=True)
         except _RECOVERABLE as error:
-            raise self._failed(Failure.REWIND, error) from error
+            blame = Failure.REWIND if self._answers(target) else Failure.REWIND_SOURCE
+            raise self._failed(blame, error) from error
         self._start(as_primary=False, failure=Failure.START)
 
     def reinit(self, source: str) -> None:
@@ -349,8 +355,9 @@ class PgPort:
         # A running source, or a method that needs none (pgBackRest or a custom one, no_leader).
         if clone.works_without_source(self._s):
             return True
-        if target is None:
-            return False
+        return target is not None and self._answers(target)
+
+    def _answers(self, target: ConnTarget) -> bool:
         argv = [self._s.program("pg_isready"), "-h", target.host, "-p", str(target.port), "-t", "3"]
         return run(self._user, argv, timeout_s=10).ok
 
