@@ -105,8 +105,16 @@ def _peer_refusal(ctx: Ctx, peer: PeerStatus, my_priority: int) -> Reason | None
 def peers_refusal(
     ctx: Ctx, peers: Iterable[PeerStatus], exclude: str | None = None
 ) -> Reason | None:
-    """Compare with the peers' answers (`_is_healthiest_node`); None means I am the healthiest."""
+    """Compare with the peers' answers (`_is_healthiest_node`); None means I am the healthiest.
+
+    In synchronous mode only the sync candidates are compared (docs/patroni-rules.md §2.4, step
+    8): an async replica may hold WAL of commits still waiting for the sync standby, never
+    acknowledged, and being behind it must not stop the one node allowed to take over (found by
+    the soak: a switchover while the sync standby's PostgreSQL was frozen left no primary for good).
+    """
     others = [p for p in peers if p.name not in (ctx.me, exclude)]
+    if ctx.cfg.synchronous_mode is SyncMode.ON:
+        others = [p for p in others if ctx.view.sync.may_promote(p.name)]
     for peer in (p for p in others if p.counts):
         refusal = _peer_refusal(ctx, peer, ctx.local.tags.failover_priority)
         if refusal is not None:

@@ -333,6 +333,32 @@ class TestRefusalsBeforeProbing:
             is Reason.PROBE_PEERS
         )
 
+    @pytest.mark.parametrize(
+        ("peers", "reason"),
+        [
+            # an async replica ahead (WAL of commits still waiting for me) is not compared
+            ((peer("n3", wal_lsn=5000),), Reason.RACE),
+            ((peer("n3", wal_lsn=5000), peer("n2", running=False)), Reason.RACE),
+            # the sync leader ahead is not compared either (an isolated old primary)
+            ((peer("n2", wal_lsn=5000),), Reason.RACE),
+            # a primary alive among the sync candidates still forbids it
+            ((peer("n2", in_recovery=False),), Reason.NOT_HEALTHIEST_PRIMARY_ALIVE),
+        ],
+    )
+    def test_sync_standby_compares_itself_with_the_sync_candidates_only(
+        self, peers: tuple[object, ...], reason: Reason
+    ) -> None:
+        # Patroni's is_healthiest_node in synchronous mode; with every peer compared, a sync
+        # standby frozen through a switchover stayed behind an async replica for good (soak).
+        from pgha.engine.values import SyncKey
+
+        v = view(
+            config=cfg(synchronous_mode=SyncMode.ON),
+            sync=SyncKey(leader="n2", standbys=frozenset({"n1"})),
+        )
+        st = continuing(state(Role.REPLICA), Pending.PEERS, 100.0)
+        assert run(st, obs(100.2, cluster=v, peers=peers)).reason is reason
+
 
 def test_primary_hearing_another_primarys_failsafe_heartbeat_demotes() -> None:
     beat = FailsafeHeartbeat(leader="n2", received_mono=95.0)

@@ -103,3 +103,43 @@ def test_postgres_finishes_starting_when_the_agent_that_started_it_is_killed() -
     decisions = [(e["t"], e["reason"]) for e in n2 if e["kind"] == "decision"]
     assert decisions[1] == (93.006, "follow_leader")
     assert ok
+
+
+# soak-sync seed 3853, shrunk: n3 leads, n1 is its sync standby and n2 an async replica. n1's
+# PostgreSQL is frozen (SIGSTOP) from 275.1 s to 287.6 s and an operator asks for a switchover at
+# 280.4 s. Commits wait for n1, so n2 received WAL n1 has not (never acknowledged); compared with
+# every peer, n1 saw n2 ahead and stood down, n2 may not promote in sync mode and n3 is the former
+# leader: no primary for the rest of the run. Patroni compares a sync standby with the sync
+# candidates only.
+SYNC_STANDBY_FROZEN = """
+name: sync-standby-frozen-through-a-switchover
+seed: 3853
+duration: 600s
+cluster: {nodes: 3, etcd: 3}
+config:
+  ttl: 30
+  loop_wait: 10
+  retry_timeout: 10
+  synchronous_mode: true
+  watchdog: {mode: automatic, safety_margin: 5}
+workload: {rate: 10/s, via: haproxy, clients: 1, timeout: 5s}
+faults:
+  - {at: 35.1s, etcd: {member: random, action: pause}, for: 5.6s}
+  - {at: 275.1s, pause: {node: replica, what: postgres}, for: 12.5s}
+  - {at: 280.4s, switchover: {}}
+checks:
+  no_lost_acknowledged_writes: true
+  eventually_healthy: 60s
+"""
+
+
+def test_a_sync_standby_frozen_through_a_switchover_takes_over_when_it_thaws() -> None:
+    events, ok = _run(SYNC_STANDBY_FROZEN)
+    locks = [(e["t"], e["node"], e["event"]) for e in events if e["kind"] == "lock"]
+    assert (282.171344, "n3", "released") in locks
+    assert (282.205225, "n1", "acquired") in locks  # the race it used to lose to n2's WAL
+    roles = [e for e in events if e["kind"] == "pg_role" and e["t"] > 280]
+    primaries = [(e["t"], e["node"]) for e in roles if e["role"] == "primary"]
+    # PostgreSQL thaws at 287.6 s and the promotion it was asked for takes 0.5 s.
+    assert primaries[0] == (round(287.6 + T.promote_s, 6), "n1")
+    assert ok
